@@ -1,0 +1,3 @@
+"""vidgan: anonymize and transform faces in recorded video."""
+
+__version__ = "0.1.0"

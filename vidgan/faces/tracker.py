@@ -1,0 +1,227 @@
+"""Turn per-frame detections into tracks, and tracks into the boxes to cover in each frame.
+
+The tracker is streaming with a lookahead window: frame t is only finalised once detections up to
+t + lookahead are known. That lets it
+  * bridge gaps both ways: a face seen at t-k and t+k (k <= max_gap) is covered in between
+    (boxes interpolated);
+  * cover a face from the first frame it is visible, not from the frame the detector first fires:
+    every track is extended `backfill` frames into the past (and `hold` frames past its last
+    detection), extrapolated with the track's own motion;
+  * smooth boxes with a centred window — and still always cover the raw detection (the smoothed box
+    is grown to contain it: when in doubt, cover).
+
+Association is a linear assignment (scipy) on a cost built from IoU against each track's predicted
+box, with a centre-distance fallback for fast motion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..types import Box, Detection, Track, TrackBox
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    max_gap: int = 15  # frames a track may miss and still be bridged by interpolation
+    backfill: int = 10  # frames covered before a track's first detection
+    hold: int = 10  # frames covered after a track's last detection
+    smooth: int = 2  # half-width of the centred smoothing window (frames); 0 = off
+    iou_threshold: float = 0.15  # minimum IoU to associate (centre fallback below)
+    min_score: float = 0.0  # drop detections below this score before tracking
+
+    def __post_init__(self):
+        for name in ("max_gap", "backfill", "hold", "smooth"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @property
+    def lookahead(self) -> int:
+        return max(self.max_gap, self.backfill) + self.smooth + 1
+
+    @staticmethod
+    def for_fps(fps: float, **overrides) -> "TrackerOptions":
+        """Windows in seconds turned into frames: gap 0.5 s, backfill 0.35 s, hold 0.35 s."""
+        fps = fps if fps and fps > 0 else 30.0
+        base = dict(max_gap=max(2, round(0.5 * fps)), backfill=max(2, round(0.35 * fps)),
+                    hold=max(2, round(0.35 * fps)), smooth=2 if fps >= 15 else 1)
+        base.update(overrides)
+        return TrackerOptions(**base)
+
+
+def _interp(a: Box, b: Box, t: float) -> Box:
+    return Box(a.x1 + (b.x1 - a.x1) * t, a.y1 + (b.y1 - a.y1) * t,
+               a.x2 + (b.x2 - a.x2) * t, a.y2 + (b.y2 - a.y2) * t)
+
+
+def _shift(box: Box, dx: float, dy: float) -> Box:
+    return Box(box.x1 + dx, box.y1 + dy, box.x2 + dx, box.y2 + dy)
+
+
+@dataclass
+class _TrackState:
+    track: Track
+    velocity: tuple[float, float] = (0.0, 0.0)  # px per frame of the box centre
+    sorted_frames: list[int] = field(default_factory=list)
+
+    def add(self, index: int, det: Detection) -> None:
+        obs = self.track.observations
+        if self.sorted_frames:
+            prev = self.sorted_frames[-1]
+            pb = obs[prev].box
+            dt = max(1, index - prev)
+            vx = (det.box.center[0] - pb.center[0]) / dt
+            vy = (det.box.center[1] - pb.center[1]) / dt
+            a = 0.5  # exponential smoothing of the velocity
+            self.velocity = (a * vx + (1 - a) * self.velocity[0], a * vy + (1 - a) * self.velocity[1])
+        obs[index] = det
+        self.sorted_frames.append(index)
+
+    def predict(self, index: int) -> Box:
+        last = self.sorted_frames[-1]
+        dt = index - last
+        return _shift(self.track.observations[last].box, self.velocity[0] * dt, self.velocity[1] * dt)
+
+
+class Tracker:
+    """Streaming tracker. Feed `update(index, detections)` for frames 0, 1, 2, ... in order; it
+    returns the frames that became final as `(index, [TrackBox, ...])`. Call `flush()` at the end."""
+
+    def __init__(self, options: TrackerOptions = TrackerOptions()):
+        self.options = options
+        self._states: list[_TrackState] = []  # tracks that can still affect unrendered frames
+        self._next_id = 1
+        self._next_render = 0
+        self._latest = -1
+        self.summaries: dict[int, dict] = {}  # track id -> first/last/detections/max score
+
+    # -- association -------------------------------------------------------------------------
+    def _active(self, index: int) -> list[_TrackState]:
+        return [s for s in self._states if index - s.sorted_frames[-1] <= self.options.max_gap + 1]
+
+    def update(self, index: int, detections: Iterable[Detection]) -> list[tuple[int, list[TrackBox]]]:
+        if index != self._latest + 1:
+            raise ValueError(f"frames must arrive in order: expected {self._latest + 1}, got {index}")
+        self._latest = index
+        dets = [d for d in detections if d.score >= self.options.min_score]
+        active = self._active(index)
+        matched_dets: set[int] = set()
+        if active and dets:
+            cost = np.full((len(active), len(dets)), 10.0)
+            for i, st in enumerate(active):
+                pred = st.predict(index)
+                size = max(pred.width, pred.height, 1.0)
+                for j, d in enumerate(dets):
+                    iou = pred.iou(d.box)
+                    if iou >= self.options.iou_threshold:
+                        cost[i, j] = 1.0 - iou
+                    else:
+                        dx = d.box.center[0] - pred.center[0]
+                        dy = d.box.center[1] - pred.center[1]
+                        dist = (dx * dx + dy * dy) ** 0.5 / size
+                        ratio = max(d.box.width, 1.0) / max(pred.width, 1.0)
+                        if dist < 0.6 and 0.5 < ratio < 2.0:
+                            cost[i, j] = 1.0 + dist
+            rows, cols = linear_sum_assignment(cost)
+            for i, j in zip(rows, cols):
+                if cost[i, j] < 10.0:
+                    active[i].add(index, dets[j])
+                    matched_dets.add(j)
+                    self._summarise(active[i].track.track_id, index, dets[j])
+        for j, d in enumerate(dets):
+            if j not in matched_dets:
+                st = _TrackState(Track(self._next_id))
+                self._next_id += 1
+                st.add(index, d)
+                self._states.append(st)
+                self._summarise(st.track.track_id, index, d)
+        ready = []
+        while self._next_render <= index - self.options.lookahead:
+            ready.append((self._next_render, self._render(self._next_render)))
+            self._next_render += 1
+        self._prune()
+        return ready
+
+    def flush(self) -> list[tuple[int, list[TrackBox]]]:
+        ready = []
+        while self._next_render <= self._latest:
+            ready.append((self._next_render, self._render(self._next_render)))
+            self._next_render += 1
+        self._prune()
+        return ready
+
+    def _summarise(self, tid: int, index: int, det: Detection) -> None:
+        s = self.summaries.setdefault(tid, {"id": tid, "first": index, "last": index,
+                                            "detections": 0, "max_score": 0.0})
+        s["last"] = index
+        s["detections"] += 1
+        s["max_score"] = round(max(s["max_score"], det.score), 4)
+
+    def _prune(self) -> None:
+        horizon = self._next_render
+        o = self.options
+        self._states = [s for s in self._states
+                        if s.sorted_frames[-1] + o.hold >= horizon
+                        or self._latest - s.sorted_frames[-1] <= o.max_gap + 1]
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _smoothed(self, st: _TrackState, index: int) -> Box:
+        obs = st.track.observations
+        raw = obs[index].box
+        k = self.options.smooth
+        if k == 0:
+            return raw
+        window = [obs[i].box for i in range(index - k, index + k + 1) if i in obs]
+        arr = np.array([[b.x1, b.y1, b.x2, b.y2] for b in window])
+        m = arr.mean(axis=0)
+        return Box(*m).union(raw)
+
+    def _box_at(self, st: _TrackState, index: int) -> Optional[TrackBox]:
+        o = self.options
+        frames = st.sorted_frames
+        first, last = frames[0], frames[-1]
+        obs = st.track.observations
+        tid = st.track.track_id
+        if index in obs:
+            d = obs[index]
+            return TrackBox(tid, self._smoothed(st, index), d.score, "detected", d.landmarks)
+        if first < index < last:
+            pos = int(np.searchsorted(frames, index))
+            a, b = frames[pos - 1], frames[pos]
+            if b - a > o.max_gap + 1:
+                return None
+            t = (index - a) / (b - a)
+            box = _interp(obs[a].box, obs[b].box, t)
+            return TrackBox(tid, box, min(obs[a].score, obs[b].score), "interpolated")
+        if first - o.backfill <= index < first:
+            box = obs[first].box
+            vx, vy = self._initial_velocity(st)
+            dt = index - first
+            return TrackBox(tid, box.union(_shift(box, vx * dt, vy * dt)), obs[first].score, "held")
+        if last < index <= last + o.hold and index <= self._latest:
+            box = obs[last].box
+            dt = index - last
+            vx, vy = st.velocity
+            return TrackBox(tid, box.union(_shift(box, vx * dt, vy * dt)), obs[last].score, "held")
+        return None
+
+    def _initial_velocity(self, st: _TrackState) -> tuple[float, float]:
+        frames = st.sorted_frames
+        if len(frames) < 2:
+            return (0.0, 0.0)
+        a = frames[0]
+        b = frames[min(len(frames) - 1, 3)]
+        ca, cb = st.track.observations[a].box.center, st.track.observations[b].box.center
+        return ((cb[0] - ca[0]) / (b - a), (cb[1] - ca[1]) / (b - a))
+
+    def _render(self, index: int) -> list[TrackBox]:
+        out = []
+        for st in self._states:
+            tb = self._box_at(st, index)
+            if tb is not None:
+                out.append(tb)
+        return out

@@ -1,0 +1,223 @@
+"""Streaming decode of videos (PyAV) and photos (Pillow) into upright RGB `Frame`s.
+
+Memory stays bounded: frames are decoded one packet at a time and handed out as they come. The
+display matrix (rotation) is applied so every later stage sees the picture the way a player shows
+it; `VideoInfo.rotation` tells the writer how to store it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from typing import Iterator, Optional
+
+import av
+import numpy as np
+
+from ..errors import MediaError
+from ..types import Frame, VideoInfo
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def is_image_path(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def check_readable(path: str) -> None:
+    """Raise MediaError with a one-line reason for the obvious cases before FFmpeg sees the file."""
+    if not os.path.exists(path):
+        raise MediaError("no such file", path)
+    if os.path.isdir(path):
+        raise MediaError("is a folder, not a file (use --recursive for folders)", path)
+    if not os.access(path, os.R_OK):
+        raise MediaError("permission denied", path)
+    if os.path.getsize(path) == 0:
+        raise MediaError("empty file", path)
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, as PyAV reports it) to stored pixels."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def stored(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Inverse of `upright`: back to the orientation the stream stores."""
+    k = (-(rotation // 90)) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def _normalise_rotation(value: float) -> int:
+    r = int(round(value / 90.0)) * 90 % 360
+    return r
+
+
+class VideoReader:
+    """Decode one input. Use as a context manager and iterate for `Frame`s.
+
+    >>> with VideoReader("in.mp4") as reader:
+    ...     for frame in reader:
+    ...         frame.image  # HxWx3 RGB uint8, upright
+    """
+
+    def __init__(self, path: str, *, threads: int = 0):
+        self.path = path
+        self.threads = threads
+        self.skipped_packets = 0
+        self._container: Optional[av.container.InputContainer] = None
+        self._stream = None
+        self._first: Optional[av.VideoFrame] = None
+        self._pil_image = None
+        self.info = self._open()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self) -> VideoInfo:
+        check_readable(self.path)
+        if is_image_path(self.path):
+            return self._open_image()
+        try:
+            self._container = av.open(self.path, mode="r")
+        except av.error.InvalidDataError:
+            raise MediaError("not a video FFmpeg can read (corrupt, truncated or not a media file)",
+                             self.path) from None
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot open: {exc.strerror or exc}", self.path) from None
+        container = self._container
+        if not container.streams.video:
+            container.close()
+            raise MediaError("no video stream in this file", self.path)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
+        self._stream = stream
+        self._frames = self._decode_frames()
+        try:
+            self._first = next(self._frames)
+        except StopIteration:
+            self.close()
+            raise MediaError(f"no decodable video frame (codec {stream.codec_context.name})",
+                             self.path) from None
+        except av.error.FFmpegError as exc:
+            self.close()
+            raise MediaError(f"cannot decode video stream (codec {stream.codec_context.name}): "
+                             f"{exc.strerror or exc}", self.path) from None
+        first = self._first
+        rotation = _normalise_rotation(first.rotation or 0)
+        cw, ch = first.width, first.height
+        w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        fmt_name = container.format.name
+        return VideoInfo(
+            path=self.path, width=w, height=h, coded_width=cw, coded_height=ch,
+            rotation=rotation, time_base=Fraction(stream.time_base),
+            average_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+            frame_count=stream.frames or None, duration=duration,
+            codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt,
+            container_format=fmt_name, is_image=False,
+            audio_streams=len(container.streams.audio),
+            subtitle_streams=len(container.streams.subtitles),
+        )
+
+    def _open_image(self) -> VideoInfo:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        try:
+            img = Image.open(self.path)
+            img.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise MediaError(f"not an image Pillow can read ({exc.__class__.__name__})", self.path) from None
+        self._pil_image = img
+        upright_img = ImageOps.exif_transpose(img)
+        self._image_array = np.asarray(upright_img.convert("RGB"))
+        h, w = self._image_array.shape[:2]
+        return VideoInfo(
+            path=self.path, width=w, height=h, coded_width=w, coded_height=h, rotation=0,
+            time_base=Fraction(1, 1), average_rate=None, frame_count=1, duration=None,
+            codec=(img.format or "image").lower(), pix_fmt=img.mode, container_format="image",
+            is_image=True,
+        )
+
+    # -- decoding ----------------------------------------------------------------------------
+    def _decode_frames(self) -> Iterator[av.VideoFrame]:
+        stream = self._stream
+        for packet in self._container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                # A damaged packet in the middle of a readable stream: FFmpeg conceals what it can;
+                # we skip the packet and count it so the report can say so.
+                self.skipped_packets += 1
+                continue
+            yield from frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.info.is_image:
+            yield Frame(index=0, pts=0, time=0.0, image=self._image_array)
+            return
+        tb = self.info.time_base
+        rotation = self.info.rotation
+        index = 0
+        last_pts: Optional[int] = None
+        last_dur: Optional[int] = None
+        frames = self._frames
+        pending = [self._first] if self._first is not None else []
+        self._first = None
+        while True:
+            if pending:
+                vf = pending.pop()
+            else:
+                try:
+                    vf = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as exc:
+                    raise MediaError(f"decode failed at frame {index}: {exc.strerror or exc}",
+                                     self.path) from None
+            pts = vf.pts
+            if pts is None:
+                pts = (last_pts + (last_dur or 1)) if last_pts is not None else 0
+            dur = vf.duration or None
+            if last_pts is not None and pts > last_pts:
+                last_dur = pts - last_pts
+            elif dur:
+                last_dur = dur
+            last_pts = pts
+            image = upright(vf.to_ndarray(format="rgb24"), rotation)
+            yield Frame(index=index, pts=pts, time=float(pts * tb), image=image, duration=dur)
+            index += 1
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def probe(path: str) -> VideoInfo:
+    """Open, read the header and the first frame, close."""
+    with VideoReader(path) as reader:
+        return reader.info
+
+
+def read_frame(path: str, index: int) -> Frame:
+    """Decode up to frame `index` (for previews). Linear decode; fine for short seeks."""
+    with VideoReader(path) as reader:
+        for frame in reader:
+            if frame.index == index:
+                return frame
+    raise MediaError(f"frame {index} is past the end", path)

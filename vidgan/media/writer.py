@@ -1,0 +1,413 @@
+"""Encode processed frames into a faithful copy of the input (PyAV), atomically.
+
+Faithful means: the same frame count and timestamps (VFR stays VFR), the same stored size and display
+rotation, every audio and subtitle stream copied packet for packet (transcoded with a warning only
+when the output container cannot hold the original codec), and the container metadata copied.
+
+The file is written to a temporary name beside the output and renamed only when complete, so the
+output path never holds a half-written file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional
+
+import av
+import numpy as np
+
+from ..errors import OutputError
+from ..types import Frame, VideoInfo
+from .reader import stored
+
+log = logging.getLogger(__name__)
+
+# Container keys the muxer writes itself; copying them would only be overwritten or be wrong.
+_SKIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
+
+_FORMAT_BY_EXT = {
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+    ".avi": "avi", ".ogg": "ogg", ".ogv": "ogg", ".gif": "gif", ".ts": "mpegts",
+    ".mts": "mpegts", ".flv": "flv",
+}
+# Default video codec per container; "auto" picks from here.
+# AVI stores no presentation timestamps and H.264 in AVI reads back shifted, so AVI gets MPEG-4
+# Part 2 (what Xvid writes) with fixed quantiser.
+_CODEC_BY_FORMAT = {"webm": "libvpx", "ogg": "libvpx", "gif": "gif", "avi": "mpeg4"}
+# Audio codec to transcode to when a stream cannot be copied into the output container.
+_AUDIO_FALLBACK = {"webm": "libopus", "ogg": "libopus"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode the video stream. Defaults favour speed at visually lossless quality."""
+
+    codec: str = "auto"  # auto: libx264 (libvpx for webm/ogg, mpeg4 for avi, gif for GIF)
+    crf: Optional[int] = None  # None: 20 for x264/x265, 10 for VP8/VP9
+    preset: str = "veryfast"  # x264/x265 preset
+    copy_audio: bool = True  # copy (or transcode) audio and subtitle streams
+    copy_metadata: bool = True  # container and stream metadata (creation time, title, location...)
+    threads: int = 0  # 0 = encoder decides
+
+    def __post_init__(self):
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise ValueError("crf must be between 0 and 63")
+
+
+def output_format_for(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _FORMAT_BY_EXT:
+        return _FORMAT_BY_EXT[ext]
+    raise OutputError(f"unknown output extension '{ext or '(none)'}' "
+                      f"(use one of {', '.join(sorted(_FORMAT_BY_EXT))})", path)
+
+
+def check_output_path(out_path: str, input_path: Optional[str] = None) -> None:
+    """One-line errors for outputs that cannot work, before any decoding starts."""
+    if input_path is not None and os.path.exists(out_path) and os.path.samefile(out_path, input_path):
+        raise OutputError("output path is the input file; refusing to overwrite the input", out_path)
+    if input_path is not None and os.path.abspath(out_path) == os.path.abspath(input_path):
+        raise OutputError("output path is the input file; refusing to overwrite the input", out_path)
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"output folder does not exist: {folder}", out_path)
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder is not writable: {folder}", out_path)
+    if os.path.isdir(out_path):
+        raise OutputError("output path is a folder", out_path)
+
+
+class AtomicPath:
+    """A temporary file beside `final` that becomes `final` on commit, or vanishes on abort."""
+
+    def __init__(self, final: str):
+        self.final = final
+        folder = os.path.dirname(os.path.abspath(final)) or "."
+        base, ext = os.path.splitext(os.path.basename(final))
+        fd, self.temp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".partial{ext}", dir=folder)
+        os.close(fd)
+
+    def commit(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.temp, 0o666 & ~umask)  # mkstemp made it private; give it normal rights
+        os.replace(self.temp, self.final)
+
+    def abort(self) -> None:
+        try:
+            os.unlink(self.temp)
+        except FileNotFoundError:
+            pass
+
+
+def _can_copy(fmt: str, template) -> bool:
+    """Whether `fmt` accepts a stream copied from `template` (tried for real on a scratch file)."""
+    fd, scratch = tempfile.mkstemp(suffix=".probe")
+    os.close(fd)
+    try:
+        with av.open(scratch, mode="w", format=fmt) as probe:
+            probe.add_stream_from_template(template)
+            probe.start_encoding()
+        return True
+    except (av.error.FFmpegError, ValueError, NotImplementedError):
+        return False
+    finally:
+        try:
+            os.unlink(scratch)
+        except FileNotFoundError:
+            pass
+
+
+class VideoWriter:
+    """Encode upright RGB frames to `path` with the input's timing, rotation, audio and metadata.
+
+    `source` is the input file: its audio/subtitle streams are read (a second, packet-only pass over
+    the file) and interleaved with the new video as it is written.
+    """
+
+    def __init__(self, path: str, info: VideoInfo, source: Optional[str] = None,
+                 options: EncodeOptions = EncodeOptions()):
+        self.path = path
+        self.info = info
+        self.options = options
+        self.warnings: list[str] = []
+        self.frames_written = 0
+        self._last_pts: Optional[int] = None
+        self._closed = False
+        fmt = output_format_for(path)
+        self.format = fmt
+        self._atomic = AtomicPath(path)
+        try:
+            container_options = {}
+            if fmt in ("mp4", "mov"):
+                # The movie timescale defaults to 1000; edit lists in it round the start offset.
+                container_options["movie_timescale"] = str(info.time_base.denominator)
+            self._out = av.open(self._atomic.temp, mode="w", format=fmt, options=container_options)
+            self._setup_video(fmt)
+            self._source = None
+            self._copies: dict[int, tuple] = {}
+            if source is not None and (options.copy_audio or options.copy_metadata):
+                self._setup_copies(source, fmt)
+        except av.error.FFmpegError as exc:
+            self._cleanup()
+            raise OutputError(f"cannot set up the encoder: {exc.strerror or exc}", path) from None
+        except Exception:
+            self._cleanup()
+            raise
+
+    # -- setup -------------------------------------------------------------------------------
+    def _setup_video(self, fmt: str) -> None:
+        info, opts = self.info, self.options
+        codec = opts.codec
+        if codec == "auto":
+            codec = _CODEC_BY_FORMAT.get(fmt, "libx264")
+        rate = info.average_rate or Fraction(30, 1)
+        try:
+            stream = self._out.add_stream(codec, rate=rate)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise OutputError(f"encoder '{codec}' not available: {exc}", self.path) from None
+        cc = stream.codec_context
+        stream.width, stream.height = info.coded_width, info.coded_height
+        cc.time_base = info.time_base
+        stream.time_base = info.time_base
+        odd = info.coded_width % 2 or info.coded_height % 2
+        if codec == "gif":
+            cc.pix_fmt = "rgb8"
+        elif codec in ("libx264", "libx265"):
+            cc.pix_fmt = "yuv444p" if (odd or (info.pix_fmt or "").startswith("yuv444")) else "yuv420p"
+            crf = 20 if opts.crf is None else opts.crf
+            x_opts = {"crf": str(crf), "preset": opts.preset}
+            if fmt == "avi":
+                # AVI stores no presentation timestamps: B-frame reordering would scramble them.
+                x_opts["bf"] = "0"
+                cc.max_b_frames = 0
+            cc.options = x_opts
+        elif codec in ("libvpx", "libvpx-vp9"):
+            cc.pix_fmt = "yuv420p"
+            crf = 10 if opts.crf is None else opts.crf
+            cc.bit_rate = 8_000_000
+            cc.options = {"crf": str(crf), "deadline": "realtime", "cpu-used": "8",
+                          "row-mt": "1", "auto-alt-ref": "0"}
+        elif codec == "mpeg4":
+            cc.pix_fmt = "yuv420p"
+            crf = 20 if opts.crf is None else opts.crf
+            cc.qscale = True  # fixed quantiser, the MPEG-4 analogue of CRF
+            cc.global_quality = max(2, min(31, round(crf / 7))) * 118  # FF_QP2LAMBDA
+            cc.max_b_frames = 0
+        elif codec == "ffv1":
+            cc.pix_fmt = "yuv444p" if odd else "yuv420p"
+        else:
+            cc.pix_fmt = "yuv420p"
+        if opts.threads:
+            cc.thread_count = opts.threads
+        cc.thread_type = "AUTO"
+        if info.rotation:
+            stream.set_display_rotation(info.rotation)
+        self.codec = codec
+        self._video = stream
+
+    def _setup_copies(self, source: str, fmt: str) -> None:
+        src = av.open(source, mode="r")
+        self._source = src
+        if self.options.copy_metadata:
+            for key, value in src.metadata.items():
+                if key.lower() not in _SKIP_METADATA:
+                    self._out.metadata[key] = value
+            if src.streams.video:
+                for key in ("language", "handler_name", "title"):
+                    if key in src.streams.video[0].metadata:
+                        self._video.metadata[key] = src.streams.video[0].metadata[key]
+        if not self.options.copy_audio:
+            return
+        for s in list(src.streams.audio) + list(src.streams.subtitles):
+            if _can_copy(fmt, s):
+                out = self._out.add_stream_from_template(s)
+                self._copies[s.index] = (s, out, None, None)
+            elif s.type == "audio":
+                target = _AUDIO_FALLBACK.get(fmt, "aac")
+                out = self._out.add_stream(target, rate=s.codec_context.sample_rate)
+                layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
+                try:
+                    out.codec_context.layout = layout
+                except Exception:  # noqa: BLE001 - keep the encoder's default layout
+                    pass
+                if target == "libopus":
+                    out.codec_context.sample_rate = 48000
+                resampler = av.AudioResampler(format=out.codec_context.codec.audio_formats[0].name,
+                                              layout=out.codec_context.layout.name,
+                                              rate=out.codec_context.sample_rate)
+                self._copies[s.index] = (s, out, resampler, target)
+                self.warnings.append(f"audio stream #{s.index} ({s.codec_context.name}) cannot be "
+                                     f"copied into {fmt}; transcoded to {target}")
+            else:
+                self.warnings.append(f"subtitle stream #{s.index} ({s.codec_context.name}) cannot be "
+                                     f"stored in {fmt}; dropped")
+            if s.index in self._copies:
+                for key in ("language", "handler_name", "title"):
+                    if key in s.metadata:
+                        self._copies[s.index][1].metadata[key] = s.metadata[key]
+        for w in self.warnings:
+            log.warning("%s: %s", self.path, w)
+        if self._copies:
+            streams = [c[0] for c in self._copies.values()]
+            self._packets = src.demux(streams)
+            self._pending = None
+        else:
+            self._packets = None
+
+    # -- copying the other streams -----------------------------------------------------------
+    def _pump(self, until: Optional[float]) -> None:
+        """Mux copied/transcoded packets whose time is <= `until` seconds (all when None)."""
+        if not getattr(self, "_packets", None):
+            return
+        while True:
+            packet = self._pending
+            if packet is None:
+                try:
+                    packet = next(self._packets)
+                except StopIteration:
+                    self._packets = None
+                    self._flush_transcoders()
+                    return
+                except av.error.FFmpegError:
+                    continue
+            ts = packet.dts if packet.dts is not None else packet.pts
+            if until is not None and ts is not None and float(ts * packet.time_base) > until:
+                self._pending = packet
+                return
+            self._pending = None
+            self._mux_copy(packet)
+
+    def _mux_copy(self, packet) -> None:
+        src, out, resampler, _ = self._copies[packet.stream.index]
+        if resampler is None:
+            if packet.size == 0:  # demuxer's flush packet
+                return
+            packet.stream = out
+            self._out.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            return
+        for frame in frames:
+            frame.pts = None
+            for rf in resampler.resample(frame):
+                self._out.mux(out.encode(rf))
+
+    def _flush_transcoders(self) -> None:
+        for src, out, resampler, _ in self._copies.values():
+            if resampler is not None:
+                for rf in resampler.resample(None):
+                    self._out.mux(out.encode(rf))
+                self._out.mux(out.encode(None))
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, frame: Frame, image: Optional[np.ndarray] = None) -> None:
+        """Encode `image` (default `frame.image`), upright RGB, at `frame.pts`."""
+        img = frame.image if image is None else image
+        vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
+        pts = frame.pts if frame.pts is not None else self.frames_written
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Encoders need strictly increasing timestamps; nudge duplicates by one tick.
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = self.info.time_base
+        if frame.duration:
+            vf.duration = frame.duration
+        try:
+            packets = self._video.encode(vf)
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"encoding failed at frame {frame.index}: {exc.strerror or exc}",
+                              self.path) from None
+        self._mux_video(packets)
+        self.frames_written += 1
+
+    def _mux_video(self, packets) -> None:
+        for p in packets:
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None:
+                self._pump(float(ts * p.time_base) + 0.2)
+            self._out.mux(p)
+
+    def close(self) -> None:
+        """Flush, finish the file and move it to the output path."""
+        if self._closed:
+            return
+        try:
+            self._mux_video(self._video.encode(None))
+            self._pump(None)
+            self._out.close()
+            self._out = None
+            if self._source is not None:
+                self._source.close()
+                self._source = None
+            self._atomic.commit()
+        except av.error.FFmpegError as exc:
+            self.abort()
+            raise OutputError(f"finishing the file failed: {exc.strerror or exc}", self.path) from None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop and remove everything written; the output path is left as it was."""
+        self._closed = True
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for attr in ("_out", "_source"):
+            c = getattr(self, attr, None)
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
+                    pass
+                setattr(self, attr, None)
+        self._atomic.abort()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_image(path: str, image: np.ndarray, source: Optional[str] = None,
+                copy_metadata: bool = True) -> None:
+    """Save an upright RGB image atomically; keeps EXIF (minus orientation) unless told not to."""
+    from PIL import Image
+
+    atomic = AtomicPath(path)
+    try:
+        img = Image.fromarray(image)
+        kwargs = {}
+        ext = os.path.splitext(path)[1].lower()
+        if copy_metadata and source is not None:
+            try:
+                with Image.open(source) as src:
+                    exif = src.getexif()
+                    if exif:
+                        exif[0x0112] = 1  # pixels are upright now
+                        kwargs["exif"] = exif.tobytes()
+            except OSError:
+                pass
+        if ext in (".jpg", ".jpeg"):
+            kwargs["quality"] = 95
+        fmt = Image.registered_extensions().get(ext)
+        if fmt is None:
+            raise OutputError(f"unknown image extension '{ext}'", path)
+        img.save(atomic.temp, format=fmt, **kwargs)
+        atomic.commit()
+    except BaseException:
+        atomic.abort()
+        raise

@@ -1,0 +1,43 @@
+"""The operation interface: (frame pixels, boxes to cover) -> new frame pixels.
+
+An operation only decides what replaces the masked pixels (`replacement`); masking, clipping and
+feathered blending are shared here, so every mode covers exactly the same region. New modes (GAN
+faces, translation) subclass `Operation` and register in `vidgan.ops.OPERATIONS`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..types import Frame, TrackBox
+from .masks import MaskOptions, MaskPatch, blend, mask_patch
+
+
+class Operation:
+    name = "base"
+
+    def __init__(self, mask: MaskOptions = MaskOptions()):
+        self.mask = mask
+
+    def patches(self, boxes: Sequence[TrackBox], width: int, height: int) -> list[tuple[TrackBox, MaskPatch]]:
+        out = []
+        for tb in boxes:
+            p = mask_patch(tb.box, self.mask, width, height)
+            if p is not None:
+                out.append((tb, p))
+        return out
+
+    def apply(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame] = None) -> np.ndarray:
+        """Return a new image with every box covered; `image` is not modified."""
+        if not boxes:
+            return image
+        h, w = image.shape[:2]
+        out = image.copy()
+        for tb, patch in self.patches(boxes, w, h):
+            blend(out, patch, self.replacement(out[patch.slices], patch, tb))
+        return out
+
+    def replacement(self, roi: np.ndarray, patch: MaskPatch, box: TrackBox) -> np.ndarray:
+        raise NotImplementedError

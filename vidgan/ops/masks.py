@@ -1,0 +1,88 @@
+"""Masks: which pixels around a tracked face an operation replaces, and how softly.
+
+A face box is dilated by `margin` (a fraction of its size added on each side), scaled by `scale`,
+and turned into an ellipse or a box. Inside it alpha is exactly 1 (fully covered); the `feather`
+band fades to 0 *outside* the region, so feathering never uncovers any of the face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import Box
+
+SHAPES = ("ellipse", "box")
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    shape: str = "ellipse"
+    margin: float = 0.25  # fraction of the face box added on every side
+    scale: float = 1.0  # extra scale of the region (after the margin)
+    feather: float = 0.15  # width of the soft edge outside the region, as a fraction of its size
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:
+            raise ValueError(f"mask shape must be one of {SHAPES}")
+        if not 0.0 <= self.margin <= 2.0:
+            raise ValueError("margin must be between 0 and 2")
+        if not 0.2 <= self.scale <= 5.0:
+            raise ValueError("mask scale must be between 0.2 and 5")
+        if not 0.0 <= self.feather <= 1.0:
+            raise ValueError("feather must be between 0 and 1")
+
+    def region(self, box: Box) -> Box:
+        """The fully covered region for a face box."""
+        return box.scaled((1.0 + 2.0 * self.margin) * self.scale)
+
+
+@dataclass(frozen=True)
+class MaskPatch:
+    """Alpha for the rectangle [y0:y1, x0:x1] of the frame (float32 in [0, 1])."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    alpha: np.ndarray
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+
+def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskPatch | None:
+    """Alpha mask for one face, clipped to the frame; None when the face is outside the frame."""
+    region = options.region(box)
+    cx, cy = region.center
+    ax, ay = max(region.width / 2.0, 0.5), max(region.height / 2.0, 0.5)
+    f = options.feather
+    outer = region.scaled(1.0 + f) if f > 0 else region
+    x0, y0 = max(0, int(np.floor(outer.x1))), max(0, int(np.floor(outer.y1)))
+    x1, y1 = min(width, int(np.ceil(outer.x2)) + 1), min(height, int(np.ceil(outer.y2)) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / ax
+    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / ay
+    if options.shape == "ellipse":
+        r = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2)
+    else:
+        r = np.maximum(np.abs(xs)[None, :], np.abs(ys)[:, None])
+    if f > 0:
+        alpha = np.clip((1.0 + f - r) / f, 0.0, 1.0).astype(np.float32)
+    else:
+        alpha = (r <= 1.0).astype(np.float32)
+    # Pixels the region touches at all are fully covered (no half-covered rim inside the region).
+    alpha[r <= 1.0] = 1.0
+    return MaskPatch(x0, y0, x1, y1, alpha)
+
+
+def blend(image: np.ndarray, patch: MaskPatch, replacement: np.ndarray) -> None:
+    """In place: image[patch] = image * (1 - alpha) + replacement * alpha."""
+    sl = patch.slices
+    roi = image[sl]
+    a = patch.alpha[..., None]
+    out = roi.astype(np.float32) * (1.0 - a) + replacement.astype(np.float32) * a
+    image[sl] = np.clip(out + 0.5, 0, 255).astype(np.uint8)

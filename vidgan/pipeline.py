@@ -1,0 +1,356 @@
+"""One input, end to end: reader -> detector -> tracker -> operation -> writer.
+
+Decoding and encoding run in their own threads behind bounded queues, so memory stays flat however
+long the video is and the slowest stage sets the pace. Detection runs in batches on the calling
+thread (PyTorch releases the GIL while it computes). The tracker holds a short lookahead window of
+frames so it can fill gaps in both directions before a frame is covered and encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from .errors import Cancelled, MediaError, OutputError, UsageError, VidganError
+from .faces import DetectorOptions, FaceDetector, Tracker, TrackerOptions
+from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
+from .ops import OPERATIONS, MaskOptions, Operation
+from .types import Box, Frame, TrackBox, VideoInfo
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, Optional[int]], None]
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """Everything that decides how one file is anonymized. Built by the CLI or the GUI."""
+
+    mode: str = "blur"
+    mask: MaskOptions = MaskOptions()
+    detector: DetectorOptions = DetectorOptions()
+    tracker: Optional[TrackerOptions] = None  # None: windows derived from the frame rate
+    encode: EncodeOptions = EncodeOptions()
+    blur_strength: float = 1.0
+    pixel_blocks: int = 8
+    color: tuple[int, int, int] = (0, 0, 0)
+    start: Optional[float] = None  # seconds; frames before are copied unchanged
+    end: Optional[float] = None  # seconds; frames from here on are copied unchanged
+    keep_tracks: frozenset[int] = frozenset()  # track ids left visible
+    tracks_file: Optional[str] = None  # render boxes from a `vidgan detect` JSON instead of detecting
+    detect_every: int = 1  # run the detector on every n-th frame (tracking fills the rest)
+
+    def __post_init__(self):
+        if self.mode not in OPERATIONS:
+            raise UsageError(f"unknown mode '{self.mode}' (choose from {', '.join(OPERATIONS)})")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise UsageError("--end must be after --start")
+        if self.detect_every < 1:
+            raise UsageError("--detect-every must be at least 1")
+
+    def make_operation(self) -> Operation:
+        if self.mode == "blur":
+            return OPERATIONS["blur"](self.mask, strength=self.blur_strength)
+        if self.mode == "pixelate":
+            return OPERATIONS["pixelate"](self.mask, blocks=self.pixel_blocks)
+        if self.mode == "solid":
+            return OPERATIONS["solid"](self.mask, color=self.color)
+        return OPERATIONS[self.mode](self.mask)
+
+    def in_range(self, t: float) -> bool:
+        return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
+
+
+@dataclass
+class FileReport:
+    input: str
+    output: Optional[str] = None
+    status: str = "ok"  # ok | failed | skipped | cancelled
+    frames: int = 0
+    faces: int = 0  # detections
+    tracks: int = 0
+    covered_boxes: int = 0  # boxes covered, summed over frames (incl. interpolated and held)
+    seconds: float = 0.0
+    fps: float = 0.0
+    error: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        d["fps"] = round(self.fps, 2)
+        return d
+
+
+class _Worker(threading.Thread):
+    """Runs `fn`, keeps any exception for the caller to re-raise."""
+
+    def __init__(self, fn, name):
+        super().__init__(name=name, daemon=True)
+        self.fn = fn
+        self.error: Optional[BaseException] = None
+
+    def run(self):
+        try:
+            self.fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+
+
+_END = object()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _prefetch(frames: Iterator[Frame], stop: threading.Event, size: int = 8):
+    """Decode in a background thread; yield frames in order on the caller's thread."""
+    q: queue.Queue = queue.Queue(maxsize=size)
+
+    def produce():
+        try:
+            for f in frames:
+                if not _put(q, f, stop):
+                    return
+        finally:
+            _put(q, _END, stop)
+
+    worker = _Worker(produce, "vidgan-decode")
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            yield item
+        worker.join()
+        if worker.error is not None:
+            raise worker.error
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+class TrackSource:
+    """Boxes read from a tracks JSON (as written by `vidgan detect`), per frame index.
+
+    Faces whose track has `"cover": false` in the `tracks` list are left visible; faces with a
+    track id missing from that list, or none at all (boxes a user added), are covered.
+    """
+
+    def __init__(self, path: str):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            visible = {int(t["id"]) for t in doc.get("tracks", []) if t.get("cover", True) is False}
+            self.boxes: dict[int, list[TrackBox]] = {}
+            for fr in doc["frames"]:
+                items = []
+                for face in fr.get("faces", []):
+                    tid = face.get("track")
+                    tid = int(tid) if tid is not None else -1
+                    if tid in visible:
+                        continue
+                    items.append(TrackBox(tid, Box.from_list(face["box"]), float(face.get("score", 1.0)),
+                                          face.get("kind", "manual")))
+                self.boxes[int(fr["index"])] = items
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"cannot read tracks file: {exc.__class__.__name__}: {exc}", path) from None
+
+    def get(self, index: int) -> list[TrackBox]:
+        return self.boxes.get(index, [])
+
+
+class Pipeline:
+    """Holds the loaded models and runs files one after another."""
+
+    def __init__(self, options: AnonymizeOptions = AnonymizeOptions(), detector: Optional[FaceDetector] = None):
+        self.options = options
+        self.operation = options.make_operation()
+        self._detector = detector
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(self.options.detector)
+        return self._detector
+
+    # -- the frame loop shared by anonymize and detect ----------------------------------------
+    def frames_with_boxes(self, reader: VideoReader, stop: threading.Event,
+                          report: FileReport) -> Iterator[tuple[Frame, list[TrackBox]]]:
+        """Yield (frame, boxes to cover) in frame order, boxes before `keep_tracks` filtering."""
+        opts = self.options
+        info = reader.info
+        frames = _prefetch(iter(reader), stop)
+        if opts.tracks_file:
+            source = TrackSource(opts.tracks_file)
+            for frame in frames:
+                yield frame, (source.get(frame.index) if opts.in_range(frame.time) else [])
+            return
+        fps = float(info.average_rate) if info.average_rate else 30.0
+        tracker = Tracker(opts.tracker or TrackerOptions.for_fps(fps))
+        pending: dict[int, Frame] = {}
+        batch: list[Frame] = []
+        bs = opts.detector.batch_size
+
+        def run_batch() -> Iterator[tuple[Frame, list[TrackBox]]]:
+            todo = [f for f in batch if opts.in_range(f.time) and f.index % opts.detect_every == 0]
+            results = dict(zip((f.index for f in todo), self.detector.detect([f.image for f in todo])))
+            for f in batch:
+                dets = results.get(f.index, [])
+                report.faces += len(dets)
+                for idx, boxes in tracker.update(f.index, dets):
+                    fr = pending.pop(idx)
+                    yield fr, (boxes if opts.in_range(fr.time) else [])
+            batch.clear()
+
+        for frame in frames:
+            if stop.is_set():
+                raise Cancelled("cancelled", reader.path)
+            pending[frame.index] = frame
+            batch.append(frame)
+            if len(batch) >= bs:
+                yield from run_batch()
+        if batch:
+            yield from run_batch()
+        for idx, boxes in tracker.flush():
+            fr = pending.pop(idx)
+            yield fr, (boxes if opts.in_range(fr.time) else [])
+        report.tracks = len(tracker.summaries)
+        self.last_track_summaries = list(tracker.summaries.values())
+
+    # -- anonymize ----------------------------------------------------------------------------
+    def anonymize(self, input_path: str, output_path: str, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[threading.Event] = None) -> FileReport:
+        """Anonymize one file. Raises VidganError subclasses; the output path is untouched on error."""
+        report = FileReport(input=input_path, output=output_path)
+        t0 = time.perf_counter()
+        stop = threading.Event()
+        cancel = cancel or threading.Event()
+        check_output_path(output_path, input_path)
+        with VideoReader(input_path) as reader:
+            info = reader.info
+            if info.is_image:
+                self._anonymize_image(reader, output_path, report, stop)
+            else:
+                self._anonymize_video(reader, output_path, report, stop, cancel, progress)
+            if reader.skipped_packets:
+                report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
+        report.seconds = time.perf_counter() - t0
+        report.fps = report.frames / report.seconds if report.seconds > 0 else 0.0
+        return report
+
+    def _cover(self, frame: Frame, boxes: list[TrackBox], report: FileReport) -> np.ndarray:
+        keep = self.options.keep_tracks
+        if keep:
+            boxes = [b for b in boxes if b.track_id not in keep]
+        report.covered_boxes += len(boxes)
+        return self.operation.apply(frame.image, boxes, frame)
+
+    def _anonymize_image(self, reader, output_path, report, stop) -> None:
+        for frame, boxes in self.frames_with_boxes(reader, stop, report):
+            image = self._cover(frame, boxes, report)
+            write_image(output_path, image, source=reader.path,
+                        copy_metadata=self.options.encode.copy_metadata)
+            report.frames += 1
+
+    def _anonymize_video(self, reader, output_path, report, stop, cancel, progress) -> None:
+        info: VideoInfo = reader.info
+        writer = VideoWriter(output_path, info, source=reader.path, options=self.options.encode)
+        q: queue.Queue = queue.Queue(maxsize=8)
+
+        def encode():
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                frame, image = item
+                writer.write(frame, image)
+
+        encoder = _Worker(encode, "vidgan-encode")
+        encoder.start()
+        try:
+            for frame, boxes in self.frames_with_boxes(reader, stop, report):
+                if cancel.is_set():
+                    raise Cancelled("cancelled; nothing was written", output_path)
+                image = self._cover(frame, boxes, report)
+                while True:
+                    if encoder.error is not None:
+                        raise encoder.error
+                    try:
+                        q.put((frame, image), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                report.frames += 1
+                if progress is not None:
+                    progress(report.frames, info.frame_count)
+            q.put(_END)
+            encoder.join()
+            if encoder.error is not None:
+                raise encoder.error
+            writer.close()
+            report.warnings.extend(writer.warnings)
+        except BaseException:
+            stop.set()
+            try:
+                while True:
+                    q.get_nowait()
+            except queue.Empty:
+                pass
+            q.put(_END)
+            encoder.join(timeout=10)
+            writer.abort()
+            raise
+
+    # -- detect only --------------------------------------------------------------------------
+    def detect(self, input_path: str, progress: Optional[ProgressFn] = None,
+               cancel: Optional[threading.Event] = None) -> dict:
+        """Run detection and tracking only; return the tracks document (see docs/architecture.md)."""
+        report = FileReport(input=input_path)
+        stop = threading.Event()
+        frames_out = []
+        t0 = time.perf_counter()
+        with VideoReader(input_path) as reader:
+            info = reader.info
+            for frame, boxes in self.frames_with_boxes(reader, stop, report):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled", input_path)
+                frames_out.append({
+                    "index": frame.index, "pts": frame.pts, "time": round(frame.time, 6),
+                    "faces": [{"track": b.track_id, "box": b.box.as_list(), "score": round(b.score, 4),
+                               "kind": b.kind,
+                               **({"landmarks": [[round(x, 2), round(y, 2)] for x, y in b.landmarks]}
+                                  if b.landmarks else {})} for b in boxes],
+                })
+                report.frames += 1
+                if progress is not None:
+                    progress(report.frames, info.frame_count)
+        tracks = [dict(s, cover=True) for s in getattr(self, "last_track_summaries", [])]
+        return {
+            "version": 1, "input": os.path.abspath(input_path), "width": info.width,
+            "height": info.height, "rotation": info.rotation, "frame_count": report.frames,
+            "time_base": str(info.time_base), "detector": asdict(self.options.detector),
+            "seconds": round(time.perf_counter() - t0, 3), "tracks": tracks, "frames": frames_out,
+        }
+
+
+def anonymize_file(input_path: str, output_path: str, options: AnonymizeOptions = AnonymizeOptions(),
+                   progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> FileReport:
+    """Convenience: one file with fresh models."""
+    return Pipeline(options).anonymize(input_path, output_path, progress=progress, cancel=cancel)
