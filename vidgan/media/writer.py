@@ -140,7 +140,10 @@ class VideoWriter:
         self._closed = False
         fmt = output_format_for(path)
         self.format = fmt
-        self._atomic = AtomicPath(path)
+        try:
+            self._atomic = AtomicPath(path)
+        except OSError as exc:  # folder missing or read-only: a one-line error, not a traceback
+            raise OutputError(f"cannot create the output file: {exc.strerror or exc}", path) from None
         try:
             container_options = {}
             if fmt in ("mp4", "mov"):

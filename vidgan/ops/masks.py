@@ -74,8 +74,15 @@ def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskP
         alpha = np.clip((1.0 + f - r) / f, 0.0, 1.0).astype(np.float32)
     else:
         alpha = (r <= 1.0).astype(np.float32)
-    # Pixels the region touches at all are fully covered (no half-covered rim inside the region).
-    alpha[r <= 1.0] = 1.0
+    # Pixels the region touches at all are fully covered (no half-covered rim inside the region):
+    # measured from the point of each pixel nearest to the centre, not from the pixel centre.
+    nx = np.maximum(np.abs(xs) - 0.5 / ax, 0.0)
+    ny = np.maximum(np.abs(ys) - 0.5 / ay, 0.0)
+    if options.shape == "ellipse":
+        near = np.sqrt(nx[None, :] ** 2 + ny[:, None] ** 2)
+    else:
+        near = np.maximum(nx[None, :], ny[:, None])
+    alpha[(r <= 1.0) | (near < 1.0)] = 1.0
     return MaskPatch(x0, y0, x1, y1, alpha)
 
 

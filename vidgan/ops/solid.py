@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..types import TrackBox
@@ -17,12 +19,12 @@ def parse_color(value: str) -> tuple[int, int, int]:
     if v in names:
         return names[v]
     if "," in v:
-        parts = [int(p) for p in v.split(",")]
-        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
-            return tuple(parts)  # type: ignore[return-value]
+        parts = [p.strip() for p in v.split(",")]
+        if len(parts) == 3 and all(p.isdecimal() and 0 <= int(p) <= 255 for p in parts):
+            return tuple(int(p) for p in parts)  # type: ignore[return-value]
     else:
         v = v.lstrip("#")
-        if len(v) == 6:
+        if re.fullmatch(r"[0-9a-f]{6}", v):
             return tuple(int(v[i:i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
     raise ValueError(f"not a colour: {value!r} (use #rrggbb, r,g,b or black/white/gray)")
 

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Independent leak judge: do faces of the input survive in anonymized outputs? (dlib)
+
+Runs in its own virtualenv (dlib-bin, face-recognition-models, av, numpy, opencv) built by
+`bench_anonymize.py`, so its detector shares nothing with vidgan's (MTCNN) or deface's (CenterFace).
+
+For every k-th input frame:
+  * ground truth = faces dlib finds in the input frame (HOG, upsample 1; plus the CNN detector
+    with --cnn, merged);
+  * the output frame shown at the same time is looked up (timestamps, not indices, so CFR outputs of
+    VFR inputs line up), rotated upright like the input and resized to it when its size differs;
+  * a ground-truth face is a *detect leak* when a detector still finds a face in the output whose box
+    overlaps it (IoU > 0.3), and an *identity leak* when the dlib face descriptor computed on the
+    output at the input's landmarks is within 0.6 (dlib's same-person threshold) of the input's.
+
+Usage:  python dlib_judge.py INPUT --output vidgan=OUT1 --output deface=OUT2 [--every 3] [--cnn]
+Prints one JSON document on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Iterator, Optional
+
+import av
+import cv2
+import dlib
+import numpy as np
+
+try:  # face_recognition_models imports pkg_resources, which warns on import
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    import face_recognition_models as frm
+except ImportError as exc:  # pragma: no cover - env problem, reported as JSON by main()
+    frm = None
+    _FRM_ERROR = str(exc)
+
+IOU_LEAK = 0.3
+SAME_PERSON = 0.6
+IOU_SAME_FACE = 0.5  # HOG and CNN boxes of one face
+TIME_EPS = 0.005  # seconds: timestamps closer than this are the same instant
+
+
+# -- decoding ------------------------------------------------------------------------------------
+def upright_frames(path: str) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, upright RGB image) for every decodable frame of the first video stream."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = 0
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else index / float(stream.average_rate or 30)
+            img = frame.to_ndarray(format="rgb24")
+            k = (int(getattr(frame, "rotation", 0) or 0) // 90) % 4
+            if k:
+                img = np.ascontiguousarray(np.rot90(img, k=k))
+            yield t, img
+            index += 1
+
+
+class ShownAt:
+    """Walks an output in step with the input: the output frame on screen at a given time."""
+
+    def __init__(self, path: str):
+        self.frames = upright_frames(path)
+        self.current: Optional[tuple[float, np.ndarray]] = None
+        self.next = next(self.frames, None)
+
+    def at(self, t: float) -> Optional[np.ndarray]:
+        while self.next is not None and self.next[0] <= t + TIME_EPS:
+            self.current = self.next
+            self.next = next(self.frames, None)
+        if self.current is None:  # output starts later than the input: take its first frame
+            return self.next[1] if self.next is not None else None
+        return self.current[1]
+
+
+# -- dlib --------------------------------------------------------------------------------------
+class Judge:
+    def __init__(self, use_cnn: bool):
+        self.hog = dlib.get_frontal_face_detector()
+        self.cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location()) if use_cnn else None
+        self.landmarks = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+        self.encoder = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+
+    def detect(self, img: np.ndarray) -> list:
+        """dlib rectangles from HOG (upsample 1), plus CNN ones that are new faces."""
+        rects = list(self.hog(img, 1))
+        if self.cnn is not None:
+            for d in self.cnn(img, 1):
+                if all(iou(d.rect, r) <= IOU_SAME_FACE for r in rects):
+                    rects.append(d.rect)
+        return rects
+
+    def describe(self, img: np.ndarray, rect) -> tuple[object, np.ndarray]:
+        shape = self.landmarks(img, rect)
+        return shape, np.array(self.encoder.compute_face_descriptor(img, shape))
+
+    def descriptor_at(self, img: np.ndarray, shape) -> np.ndarray:
+        return np.array(self.encoder.compute_face_descriptor(img, shape))
+
+
+def iou(a, b) -> float:
+    ix = max(0, min(a.right(), b.right()) - max(a.left(), b.left()))
+    iy = max(0, min(a.bottom(), b.bottom()) - max(a.top(), b.top()))
+    inter = ix * iy
+    union = a.width() * a.height() + b.width() * b.height() - inter
+    return inter / union if union > 0 else 0.0
+
+
+def box(rect) -> list[int]:
+    return [rect.left(), rect.top(), rect.right(), rect.bottom()]
+
+
+# -- judging -----------------------------------------------------------------------------------
+def new_tally() -> dict:
+    return {"frames_compared": 0, "frames_missing": 0, "resized_from": None, "det_leaks": 0,
+            "id_leaks": 0, "any_leaks": 0, "min_distance": None, "mean_distance": None,
+            "mean_abs_diff": None, "examples": [], "_dist": [], "_mad": []}
+
+
+def judge_output(judge: Judge, t: float, index: int, faces: list, img_in: np.ndarray,
+                 img_out: Optional[np.ndarray], tally: dict) -> None:
+    if img_out is None:
+        tally["frames_missing"] += 1
+        return
+    if img_out.shape != img_in.shape:
+        tally["resized_from"] = list(img_out.shape[:2][::-1])
+        img_out = cv2.resize(img_out, (img_in.shape[1], img_in.shape[0]), interpolation=cv2.INTER_AREA)
+    tally["frames_compared"] += 1
+    small = (slice(None, None, 4), slice(None, None, 4))
+    tally["_mad"].append(float(np.abs(img_out[small].astype(np.int16) - img_in[small]).mean()))
+    if not faces:
+        return
+    found = judge.detect(img_out)
+    for rect, shape, desc in faces:
+        detected = any(iou(rect, r) > IOU_LEAK for r in found)
+        dist = float(np.linalg.norm(judge.descriptor_at(img_out, shape) - desc))
+        tally["_dist"].append(dist)
+        same = dist < SAME_PERSON
+        tally["det_leaks"] += detected
+        tally["id_leaks"] += same
+        tally["any_leaks"] += detected or same
+        if (detected or same) and len(tally["examples"]) < 20:
+            tally["examples"].append({"frame": index, "time": round(t, 3), "box": box(rect),
+                                      "detected": detected, "distance": round(dist, 3)})
+
+
+def finish(tally: dict) -> dict:
+    dist, mad = tally.pop("_dist"), tally.pop("_mad")
+    if dist:
+        tally["min_distance"] = round(min(dist), 3)
+        tally["mean_distance"] = round(sum(dist) / len(dist), 3)
+    if mad:
+        tally["mean_abs_diff"] = round(sum(mad) / len(mad), 2)
+    return tally
+
+
+def run(input_path: str, outputs: dict[str, str], every: int, use_cnn: bool) -> dict:
+    t0 = time.perf_counter()
+    judge = Judge(use_cnn)
+    cursors, tallies, errors = {}, {}, {}
+    for name, path in outputs.items():
+        try:
+            cursors[name] = ShownAt(path)
+            tallies[name] = new_tally()
+        except (av.error.FFmpegError, IndexError, OSError) as exc:
+            errors[name] = f"cannot decode output: {exc}"
+    gt_faces = frames_judged = frames_with_faces = 0
+    for index, (t, img_in) in enumerate(upright_frames(input_path)):
+        if index % every:
+            continue
+        frames_judged += 1
+        faces = [(rect, *judge.describe(img_in, rect)) for rect in judge.detect(img_in)]
+        gt_faces += len(faces)
+        frames_with_faces += bool(faces)
+        for name in list(cursors):
+            try:
+                judge_output(judge, t, index, faces, img_in, cursors[name].at(t), tallies[name])
+            except (av.error.FFmpegError, RuntimeError) as exc:
+                errors[name] = f"failed at frame {index}: {exc}"
+                del cursors[name]
+        if frames_judged % 10 == 0:
+            print(f"  judge: frame {index}, {gt_faces} faces so far", file=sys.stderr, flush=True)
+    return {
+        "input": input_path, "every": every, "cnn": use_cnn, "frames_judged": frames_judged,
+        "frames_with_faces": frames_with_faces, "gt_faces": gt_faces,
+        "tools": {name: finish(tally) for name, tally in tallies.items()},
+        "errors": errors, "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("input")
+    ap.add_argument("--output", action="append", default=[], metavar="NAME=PATH",
+                    help="an anonymized version of INPUT (repeatable)")
+    ap.add_argument("--every", type=int, default=1, help="judge every k-th input frame")
+    ap.add_argument("--cnn", action="store_true", help="also use dlib's CNN detector (slow)")
+    args = ap.parse_args(argv)
+    if frm is None:
+        print(json.dumps({"error": f"face_recognition_models missing: {_FRM_ERROR}"}))
+        return 1
+    outputs = dict(item.split("=", 1) for item in args.output)
+    try:
+        result = run(args.input, outputs, max(1, args.every), args.cnn)
+    except (av.error.FFmpegError, OSError, RuntimeError) as exc:
+        print(json.dumps({"error": f"{exc.__class__.__name__}: {exc}"}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Unit tests for vidgan.faces.tracker on synthetic detections (no detector, no video)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidgan.faces.tracker import Tracker, TrackerOptions
+from vidgan.types import Box, Detection
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def det(x1, y1, w=40.0, h=50.0, score=0.99) -> Detection:
+    return Detection(Box(x1, y1, x1 + w, y1 + h), score)
+
+
+def run(options: TrackerOptions, frames: list[list[Detection]]):
+    """Feed every frame, flush; return ({index: [TrackBox]}, [indices in output order], per-update)."""
+    tracker = Tracker(options)
+    order, per_update, out = [], [], {}
+    for i, dets in enumerate(frames):
+        ready = tracker.update(i, dets)
+        per_update.append([idx for idx, _ in ready])
+        for idx, boxes in ready:
+            order.append(idx)
+            out[idx] = boxes
+    for idx, boxes in tracker.flush():
+        order.append(idx)
+        out[idx] = boxes
+    return out, order, per_update, tracker
+
+
+def contains(outer: Box, inner: Box, tol: float = 1e-6) -> bool:
+    return (outer.x1 <= inner.x1 + tol and outer.y1 <= inner.y1 + tol
+            and outer.x2 >= inner.x2 - tol and outer.y2 >= inner.y2 - tol)
+
+
+# -- options -----------------------------------------------------------------------------------------
+
+
+def test_options_validation_and_lookahead():
+    for name in ("max_gap", "backfill", "hold", "smooth"):
+        with pytest.raises(ValueError):
+            TrackerOptions(**{name: -1})
+    o = TrackerOptions(max_gap=6, backfill=4, hold=3, smooth=2)
+    assert o.lookahead == 6 + 2 + 1
+    assert TrackerOptions(max_gap=2, backfill=9, smooth=0).lookahead == 10
+    f30 = TrackerOptions.for_fps(30)
+    assert (f30.max_gap, f30.backfill, f30.hold, f30.smooth) == (15, 10, 10, 2)
+    assert TrackerOptions.for_fps(10).smooth == 1
+    assert TrackerOptions.for_fps(0) == TrackerOptions.for_fps(30)  # unknown rate -> 30 fps
+    assert TrackerOptions.for_fps(30, hold=0).hold == 0
+
+
+# -- gaps, backfill, hold ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7])
+@pytest.mark.parametrize("hold, backfill", [(0, 0), (3, 3)])
+def test_face_seen_before_and_after_is_covered_between(k, hold, backfill):
+    opts = TrackerOptions(max_gap=14, backfill=backfill, hold=hold, smooth=1)
+    t, n = 30, 60
+    frames = [[] for _ in range(n)]
+    # a face moving right at 2 px per frame, detected only at t-k and t+k
+    truth = {i: Box(100 + 2 * i, 80, 140 + 2 * i, 130) for i in range(n)}
+    frames[t - k] = [Detection(truth[t - k], 0.9)]
+    frames[t + k] = [Detection(truth[t + k], 0.95)]
+    out, *_ = run(opts, frames)
+    ids = set()
+    for i in range(t - k + 1, t + k):
+        assert len(out[i]) == 1, f"frame {i} not covered"
+        tb = out[i][0]
+        assert tb.kind == "interpolated"
+        ids.add(tb.track_id)
+        # linear motion: the interpolated box is where the face really is
+        for a, b in zip(tb.box.as_list(), truth[i].as_list()):
+            assert a == pytest.approx(b, abs=1e-6)
+    for i in (t - k, t + k):
+        assert [tb.kind for tb in out[i]] == ["detected"]
+        ids.add(out[i][0].track_id)
+    assert len(ids) == 1  # one track across the gap
+
+
+@pytest.mark.parametrize("max_gap", [0, 1, 3, 8])
+def test_max_gap_is_the_number_of_frames_a_track_may_miss(max_gap):
+    opts = TrackerOptions(max_gap=max_gap, backfill=0, hold=0, smooth=0)
+    for missing, bridged in ((max_gap, True), (max_gap + 1, False)):
+        frames = [[] for _ in range(30)]
+        for i in list(range(0, 10)) + list(range(10 + missing, 20 + missing)):
+            frames[i] = [det(50, 50)]
+        out, *_ = run(opts, frames)
+        gap = range(10, 10 + missing)
+        if bridged:
+            assert all([tb.kind for tb in out[i]] == ["interpolated"] for i in gap)
+            assert out[9][0].track_id == out[10 + missing][0].track_id
+        else:
+            assert all(out[i] == [] for i in gap)
+            assert out[9][0].track_id != out[10 + missing][0].track_id
+
+
+def test_backfill_and_hold_cover_around_the_detections():
+    opts = TrackerOptions(max_gap=3, backfill=5, hold=4, smooth=1)
+    frames = [[] for _ in range(50)]
+    for i in range(20, 31):
+        frames[i] = [det(60, 40)]
+    out, *_ = run(opts, frames)
+    for i in range(15, 20):
+        assert [tb.kind for tb in out[i]] == ["held"], i
+        assert contains(out[i][0].box, Box(60, 40, 100, 90))
+    for i in range(20, 31):
+        assert [tb.kind for tb in out[i]] == ["detected"]
+    for i in range(31, 35):
+        assert [tb.kind for tb in out[i]] == ["held"], i
+        assert contains(out[i][0].box, Box(60, 40, 100, 90))
+    assert out[14] == [] and out[35] == []
+    assert len({tb.track_id for i in range(15, 35) for tb in out[i]}) == 1
+
+
+def test_backfill_and_hold_follow_the_motion():
+    opts = TrackerOptions(max_gap=3, backfill=6, hold=6, smooth=0)
+    n = 60
+    truth = {i: Box(100 + 3 * i, 50, 140 + 3 * i, 100) for i in range(n)}
+    frames = [[] for _ in range(n)]
+    for i in range(20, 40):
+        frames[i] = [Detection(truth[i], 0.9)]
+    out, *_ = run(opts, frames)
+    for i in list(range(14, 20)) + list(range(40, 46)):
+        (tb,) = out[i]
+        assert tb.kind == "held"
+        # the face is where its own motion takes it, and the held box covers it there
+        assert contains(tb.box, truth[i], tol=0.5), (i, tb.box, truth[i])
+    assert out[13] == [] and out[46] == []
+
+
+def test_backfill_at_the_start_and_hold_at_the_end_stay_in_range():
+    opts = TrackerOptions(max_gap=2, backfill=5, hold=5, smooth=1)
+    frames = [[] for _ in range(12)]
+    for i in range(2, 12):
+        frames[i] = [det(10, 10)]
+    out, order, _, _ = run(opts, frames)
+    assert order == list(range(12))
+    assert [len(out[i]) for i in range(12)] == [1] * 12
+    assert out[0][0].kind == "held" and out[11][0].kind == "detected"
+
+
+# -- smoothing -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smooth", [1, 2, 4])
+def test_smoothing_always_covers_the_raw_detection(smooth):
+    rng = random.Random(smooth)
+    opts = TrackerOptions(max_gap=5, backfill=2, hold=2, smooth=smooth)
+    raw = {}
+    frames = []
+    for i in range(40):
+        jitter = [rng.uniform(-4, 4) for _ in range(4)]
+        b = Box(200 + i + jitter[0], 100 + jitter[1], 260 + i + jitter[2], 170 + jitter[3])
+        raw[i] = b
+        frames.append([Detection(b, 0.9)])
+    out, *_ = run(opts, frames)
+    differs = 0
+    for i in range(40):
+        (tb,) = out[i]
+        assert tb.kind == "detected"
+        assert contains(tb.box, raw[i]), (i, tb.box, raw[i])
+        differs += tb.box != raw[i]
+    assert differs > 20  # smoothing did change the boxes
+
+
+def test_no_smoothing_gives_the_raw_boxes():
+    opts = TrackerOptions(max_gap=3, backfill=0, hold=0, smooth=0)
+    boxes = [Box(10 + i * 1.5, 20 - i * 0.3, 60 + i * 1.7, 80 + i * 0.1) for i in range(15)]
+    out, *_ = run(opts, [[Detection(b, 0.8)] for b in boxes])
+    assert [out[i][0].box for i in range(15)] == boxes
+
+
+# -- association -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dy", [0.0, 6.0])
+@pytest.mark.parametrize("speed", [4.0, 8.0])
+def test_crossing_faces_keep_their_ids(dy, speed):
+    opts = TrackerOptions(max_gap=5, backfill=0, hold=0, smooth=0)
+    n = 50
+    a = {i: Box(20 + speed * i, 100, 60 + speed * i, 150) for i in range(n)}  # moving right
+    right_end = 20 + speed * (n - 1)
+    b = {i: Box(right_end - speed * i, 100 + dy, right_end - speed * i + 40, 150 + dy)
+         for i in range(n)}  # moving left, same size
+    frames = []
+    for i in range(n):
+        dets = [Detection(a[i], 0.9), Detection(b[i], 0.91)]
+        if i % 2:
+            dets.reverse()  # detector order says nothing about identity
+        frames.append(dets)
+    out, *_ = run(opts, frames)
+    id_of = {"a": set(), "b": set()}
+    for i in range(n):
+        assert len(out[i]) == 2
+        assert out[i][0].track_id != out[i][1].track_id
+        for tb in out[i]:
+            face = "a" if tb.box == a[i] else "b" if tb.box == b[i] else None
+            assert face is not None
+            id_of[face].add(tb.track_id)
+    assert len(id_of["a"]) == 1 and len(id_of["b"]) == 1
+    assert id_of["a"] != id_of["b"]
+
+
+def test_two_separate_faces_two_tracks_with_summaries():
+    opts = TrackerOptions(max_gap=3, backfill=0, hold=0, smooth=0)
+    frames = [[det(10, 10, score=0.8), det(300, 10, score=0.9)] for _ in range(10)]
+    frames += [[det(300, 10, score=0.95)] for _ in range(5)]
+    out, _, _, tracker = run(opts, frames)
+    assert len({tb.track_id for i in range(15) for tb in out[i]}) == 2
+    summaries = sorted(tracker.summaries.values(), key=lambda s: s["first"])
+    assert [(s["first"], s["last"], s["detections"]) for s in summaries] == [(0, 9, 10), (0, 14, 15)]
+    assert {s["max_score"] for s in summaries} == {0.8, 0.95}
+
+
+def test_detections_below_min_score_are_dropped():
+    opts = TrackerOptions(max_gap=3, backfill=2, hold=2, smooth=1, min_score=0.5)
+    frames = [[det(10, 10, score=0.3), det(200, 10, score=0.6)] for _ in range(10)]
+    out, _, _, tracker = run(opts, frames)
+    for i in range(10):
+        assert len(out[i]) == 1
+        assert out[i][0].box.x1 >= 190  # only the confident face
+    assert len(tracker.summaries) == 1
+    assert next(iter(tracker.summaries.values()))["max_score"] == 0.6
+
+
+def test_frames_must_arrive_in_order():
+    t = Tracker(TrackerOptions())
+    with pytest.raises(ValueError):
+        t.update(1, [])
+    t.update(0, [])
+    with pytest.raises(ValueError):
+        t.update(0, [])
+    with pytest.raises(ValueError):
+        t.update(2, [])
+    t.update(1, [])  # still usable after a rejected call
+
+
+# -- streaming contract (property-based) ----------------------------------------------------------
+
+
+@st.composite
+def scenarios(draw):
+    opts = TrackerOptions(
+        max_gap=draw(st.integers(0, 8)), backfill=draw(st.integers(0, 8)),
+        hold=draw(st.integers(0, 8)), smooth=draw(st.integers(0, 3)),
+        min_score=draw(st.sampled_from([0.0, 0.5])),
+    )
+    n = draw(st.integers(0, 45))
+    # a few faces that wander, blink in and out, plus occasional spurious detections
+    n_faces = draw(st.integers(0, 3))
+    faces = []
+    for _ in range(n_faces):
+        x = draw(st.floats(0, 400)); y = draw(st.floats(0, 300))
+        vx = draw(st.floats(-12, 12)); vy = draw(st.floats(-6, 6))
+        size = draw(st.floats(8, 120))
+        seen = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        faces.append((x, y, vx, vy, size, seen))
+    frames = []
+    for i in range(n):
+        dets = []
+        for x, y, vx, vy, size, seen in faces:
+            if seen[i]:
+                score = draw(st.sampled_from([0.3, 0.7, 0.99]))
+                dets.append(det(x + vx * i, y + vy * i, size, size * 1.2, score))
+        if draw(st.integers(0, 9)) == 0:
+            dets.append(det(draw(st.floats(0, 500)), draw(st.floats(0, 400)), 20, 20, 0.6))
+        frames.append(dets)
+    return opts, frames
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_every_frame_once_in_order_with_fixed_delay_and_every_detection_covered(scenario):
+    opts, frames = scenario
+    out, order, per_update, _ = run(opts, frames)
+    n = len(frames)
+    assert order == list(range(n))  # every frame exactly once, in order
+    lag = opts.lookahead
+    for i, ready in enumerate(per_update):  # frame i - lookahead becomes final at update(i)
+        assert ready == ([i - lag] if i >= lag else [])
+    for i in range(n):
+        ids = [tb.track_id for tb in out[i]]
+        assert len(ids) == len(set(ids))  # a track covers a frame at most once
+        assert all(tb.kind in ("detected", "interpolated", "held") for tb in out[i])
+        for d in frames[i]:
+            covered = any(contains(tb.box, d.box) for tb in out[i])
+            if d.score >= opts.min_score:
+                assert covered, (i, d, out[i])  # when in doubt, cover
+        if all(d.score < opts.min_score for d in frames[i]):
+            assert all(tb.kind != "detected" for tb in out[i])
+
+
+def test_flush_on_an_empty_tracker_and_twice():
+    t = Tracker(TrackerOptions())
+    assert t.flush() == []
+    for i in range(3):
+        assert t.update(i, []) == []
+    assert [i for i, _ in t.flush()] == [0, 1, 2]
+    assert t.flush() == []

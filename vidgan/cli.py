@@ -1,0 +1,319 @@
+"""`vidgan` command line. Parses arguments, builds the option dataclasses, calls the library.
+
+Exit codes: 0 all inputs ok, 1 some inputs failed, 2 usage error, 3 wrong passcode or damaged vault,
+4 audit found a leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, VidganError
+
+EPILOG = """exit codes: 0 all inputs processed, 1 some inputs failed (the others completed),
+2 usage error, 3 wrong passcode or damaged vault, 4 audit found a leak"""
+
+
+def parse_time(value: str) -> float:
+    """Seconds ('12.5') or [[hh:]mm:]ss(.fff)."""
+    try:
+        parts = [float(p) for p in value.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {value!r} (use seconds or hh:mm:ss.fff)") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {value!r}")
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def _fraction(lo: float, hi: float):
+    def check(value: str) -> float:
+        try:
+            v = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is outside [{lo}, {hi}]")
+        return v
+    return check
+
+
+def _positive_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def add_detector_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection")
+    g.add_argument("--threshold", type=_fraction(0.01, 0.99), default=0.7,
+                   help="MTCNN final-stage probability to accept a face (lower finds more; default 0.7)")
+    g.add_argument("--min-face", type=int, default=None, metavar="PX",
+                   help="smallest face to find, in pixels of the frame (default: max(20, short side/36)); "
+                        "sets the working resolution")
+    g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per detector batch (default 8)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where MTCNN runs (default auto: the GPU when there is one)")
+    g.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
+                   help="run the detector on every N-th frame; tracking covers the rest (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidgan", description="Anonymize and transform faces in recorded video.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vidgan {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # anonymize
+    a = sub.add_parser("anonymize", help="find every face and cover it", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, photos or folders")
+    where = a.add_argument_group("output")
+    where.add_argument("-o", "--output", help="output file (one input only)")
+    where.add_argument("--out-dir", help="folder for outputs (sub-folders kept with --recursive)")
+    where.add_argument("--recursive", action="store_true", help="walk sub-folders of folder inputs")
+    where.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    where.add_argument("--json-report", metavar="FILE", help="write a per-file JSON report")
+    where.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    m = a.add_argument_group("covering")
+    m.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur")
+    m.add_argument("--mask", choices=["ellipse", "box"], default="ellipse", help="mask shape (default ellipse)")
+    m.add_argument("--margin", type=_fraction(0.0, 2.0), default=0.25,
+                   help="grow each face box by this fraction on every side (default 0.25)")
+    m.add_argument("--mask-scale", type=_fraction(0.2, 5.0), default=1.0, help="extra mask scale (default 1)")
+    m.add_argument("--feather", type=_fraction(0.0, 1.0), default=0.15,
+                   help="soft edge outside the mask, fraction of its size (default 0.15)")
+    m.add_argument("--blur-strength", type=_fraction(0.1, 10.0), default=1.0, help="blur mode (default 1)")
+    m.add_argument("--blocks", type=int, default=8, help="pixelate mode: cells across a face (default 8)")
+    m.add_argument("--color", default="black", help="solid mode colour: #rrggbb, r,g,b or a name")
+    t = a.add_argument_group("what to cover")
+    t.add_argument("--start", type=parse_time, help="process from this time (s or hh:mm:ss); "
+                   "earlier frames are kept unchanged")
+    t.add_argument("--end", type=parse_time, help="process until this time; later frames kept unchanged")
+    t.add_argument("--tracks", metavar="FILE", help="cover the boxes of a (possibly edited) `vidgan detect` "
+                   "JSON instead of detecting")
+    t.add_argument("--keep-track", type=int, action="append", default=[], metavar="ID",
+                   help="leave this track visible (ids from `vidgan detect`); repeatable")
+    add_detector_args(a)
+    e = a.add_argument_group("encoding")
+    e.add_argument("--codec", default="auto", help="video encoder (default auto: libx264; libvpx for "
+                   "webm/ogg, mpeg4 for avi, gif for GIF)")
+    e.add_argument("--crf", type=int, default=None, help="quality (x264 default 20; lower is better)")
+    e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
+    e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
+    e.add_argument("--strip-metadata", action="store_true",
+                   help="do not copy container metadata (creation time, location, title...)")
+
+    # detect
+    d = sub.add_parser("detect", help="export face tracks to JSON (edit, then anonymize --tracks)",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("input", metavar="INPUT")
+    d.add_argument("--json", required=True, metavar="FILE", help="where to write the tracks")
+    d.add_argument("--quiet", "-q", action="store_true")
+    add_detector_args(d)
+
+    # demo
+    dm = sub.add_parser("demo", help="anonymize a built-in example clip (made at run time)")
+    dm.add_argument("--out-dir", default="demo-out", help="where to put the example and result")
+    dm.add_argument("--quiet", "-q", action="store_true")
+    return parser
+
+
+def _detector_options(args):
+    from .faces import DetectorOptions
+
+    return DetectorOptions(threshold=args.threshold, min_face=args.min_face, device=args.device,
+                           batch_size=args.batch_size)
+
+
+def _anonymize_options(args):
+    from .media import EncodeOptions
+    from .ops import MaskOptions, parse_color
+    from .pipeline import AnonymizeOptions
+
+    try:
+        color = parse_color(args.color)
+        mask = MaskOptions(shape=args.mask, margin=args.margin, scale=args.mask_scale, feather=args.feather)
+        encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
+                               copy_audio=not args.no_audio, copy_metadata=not args.strip_metadata)
+        return AnonymizeOptions(
+            mode=args.mode, mask=mask, detector=_detector_options(args), encode=encode,
+            blur_strength=args.blur_strength, pixel_blocks=args.blocks, color=color,
+            start=args.start, end=args.end, keep_tracks=frozenset(args.keep_track),
+            tracks_file=args.tracks, detect_every=args.detect_every)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class _Bars:
+    """tqdm bars: one for the batch, one for the current file."""
+
+    def __init__(self, total_files: int, quiet: bool):
+        self.quiet = quiet
+        self.total_files = total_files
+        self.batch = None
+        self.file = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm
+            if total_files > 1:
+                self.batch = tqdm(total=total_files, desc="batch", unit="file", position=0)
+
+    def start(self, i, job):
+        if self.quiet:
+            return
+        if self.file is not None:
+            self.file.close()
+        self.file = self._tqdm(desc=os.path.basename(job.input)[:40], unit="frame",
+                               position=1 if self.batch else 0, leave=self.batch is None)
+
+    def progress(self, job, done, total):
+        if self.file is None:
+            return
+        if total and self.file.total != total and done <= total:
+            self.file.total = total
+        self.file.n = done
+        self.file.refresh() if done % 10 == 0 else None
+
+    def done(self, i, job, report):
+        if self.file is not None:
+            self.file.n = report.frames
+            self.file.close()
+            self.file = None
+        if self.batch is not None:
+            self.batch.update(1)
+
+    def close(self):
+        for bar in (self.file, self.batch):
+            if bar is not None:
+                bar.close()
+
+
+def cmd_anonymize(args) -> int:
+    from .batch import collect_inputs, plan_jobs, run_batch
+
+    options = _anonymize_options(args)
+    inputs = collect_inputs(args.inputs, recursive=args.recursive)
+    if not inputs:
+        raise UsageError("no media files found in the given folders")
+    jobs = plan_jobs(inputs, output=args.output, out_dir=args.out_dir)
+    if args.out_dir:
+        for folder in sorted({os.path.dirname(j.output) for j in jobs}):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError:
+                pass  # reported per file as an unwritable output folder
+    bars = _Bars(len(jobs), args.quiet)
+
+    def done(i, job, report):
+        bars.done(i, job, report)
+        if report.status == "failed":
+            print(f"vidgan: error: {job.input}: {report.error}", file=sys.stderr)
+        elif not args.quiet:
+            extra = f"; {'; '.join(report.warnings)}" if report.warnings else ""
+            print(f"{report.status}: {job.input} -> {job.output} ({report.frames} frames, "
+                  f"{report.tracks} tracks, {report.fps:.1f} fps{extra})", file=sys.stderr)
+
+    try:
+        report = run_batch(jobs, options, skip_existing=args.skip_existing, on_start=bars.start,
+                           on_progress=bars.progress, on_done=done)
+    finally:
+        bars.close()
+    if args.json_report:
+        report.write_json(args.json_report)
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def cmd_detect(args) -> int:
+    from .pipeline import AnonymizeOptions, Pipeline
+
+    pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every))
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=os.path.basename(args.input)[:40], unit="frame")
+
+    def progress(done, total):
+        if bar is not None:
+            if total and bar.total != total and done <= total:
+                bar.total = total
+            bar.n = done
+            bar.refresh() if done % 10 == 0 else None
+
+    try:
+        doc = pipe.detect(args.input, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    tmp = args.json + ".partial"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+        os.replace(tmp, args.json)
+    except OSError as exc:
+        raise VidganError(f"cannot write: {exc.strerror}", args.json) from None
+    if not args.quiet:
+        print(f"{len(doc['tracks'])} tracks in {doc['frame_count']} frames -> {args.json}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .demo import ensure_dir, make_demo_clip, side_by_side
+    from .pipeline import anonymize_file
+
+    folder = ensure_dir(args.out_dir)
+    clip = make_demo_clip(os.path.join(folder, "astronaut.mp4"))
+    out = os.path.join(folder, "astronaut.anonymized.mp4")
+    report = anonymize_file(clip, out)
+    png = side_by_side(clip, out, os.path.join(folder, "before_after.png"))
+    print(f"demo input:  {clip}\ndemo output: {out}  ({report.frames} frames, {report.tracks} tracks, "
+          f"{report.covered_boxes} faces covered, {report.fps:.1f} fps)\nbefore/after: {png}")
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse prints its own one-line usage error
+        return int(exc.code) if exc.code is not None else EXIT_USAGE
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="vidgan: %(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "anonymize":
+            return cmd_anonymize(args)
+        if args.command == "detect":
+            return cmd_detect(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except VidganError as exc:
+        print(f"vidgan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vidgan: interrupted; no partial output left behind", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
