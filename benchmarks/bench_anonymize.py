@@ -319,21 +319,21 @@ def frames_every(frames: int, every: Optional[int]) -> int:
 
 
 def run_judge(judge_python: Optional[Path], env_error: Optional[str], src: Path, outputs: dict,
-              every: int, cnn: bool, workdir: Path, timeout: float) -> dict:
+              every: int, args, workdir: Path) -> dict:
     if judge_python is None:
         return {"error": env_error or "judge environment missing"}
     if not outputs:
         return {"error": "no output to judge"}
-    cmd = [str(judge_python), str(JUDGE_SCRIPT), str(src), "--every", str(every)]
+    cmd = [str(judge_python), str(JUDGE_SCRIPT), str(src), "--every", str(every), "--jobs", str(args.judge_jobs)]
     cmd += [arg for name, path in outputs.items() for arg in ("--output", f"{name}={path}")]
-    if cnn:
+    if args.cnn:
         cmd.append("--cnn")
     log = workdir / "judge.log"
     try:
         with open(log, "wb") as err:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, timeout=timeout)
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, timeout=args.judge_timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"judge timed out after {timeout:.0f} s"}
+        return {"error": f"judge timed out after {args.judge_timeout:.0f} s"}
     try:
         return json.loads(proc.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -375,8 +375,7 @@ def bench_clip(src: Path, workdir: Path, args, envs: dict) -> dict:
     if not args.no_judge:
         every = frames_every(src_facts.frames, args.every)
         print(f"    judge     dlib on every {every} frame(s)...", flush=True)
-        result["judge"] = run_judge(*envs["judge"], src, judged, every, args.cnn, workdir,
-                                    args.judge_timeout)
+        result["judge"] = run_judge(*envs["judge"], src, judged, every, args, workdir)
         if result["judge"].get("error"):
             print(f"    judge     FAILED ({result['judge']['error']})", flush=True)
     return result
@@ -433,8 +432,10 @@ def clip_row(res: dict) -> list[str]:
         return faith[tool].get("audio", "?") if tool in faith else "FAIL"
 
     def ts(tool):
-        return fmt(faith[tool].get("max_time_diff_s") * 1000, 1) if faith.get(tool, {}).get(
-            "max_time_diff_s") is not None else ("n/a" if tool in faith else "FAIL")
+        if tool not in faith:
+            return "FAIL"
+        diff = faith[tool].get("max_time_diff_s")
+        return "n/a" if diff is None else fmt(diff * 1000, 1)
 
     def leaks(tool):
         counts = leak_counts(res, tool)
@@ -545,6 +546,8 @@ def parse_args(argv=None):
                                          "{output} are substituted (e.g. to benchmark another checkout)")
     ap.add_argument("--every", type=int, help="judge every k-th frame (default: 1 under 200 frames, else 3)")
     ap.add_argument("--cnn", action="store_true", help="also judge with dlib's CNN face detector (slow)")
+    ap.add_argument("--judge-jobs", type=int, default=len(os.sched_getaffinity(0)),
+                    help="processes the judge splits frames over (default: usable cores; not timed)")
     ap.add_argument("--no-judge", action="store_true", help="timings and faithfulness only")
     ap.add_argument("--json", type=Path, help="write all results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the table as markdown here")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..types import Box, Detection
+from .mtcnn import detect_faces
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class FaceDetector:
                                         options.threshold],
                             factor=options.factor)
         self._mtcnn.eval()
+        # Channels-last halves P-Net's time on the CPU (its max-pool and convolutions vectorise over
+        # channels); frames arrive as HxWxC anyway.
+        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
+            net.to(memory_format=torch.channels_last)
 
     def working_scale(self, width: int, height: int) -> tuple[float, int]:
         """(scale applied to the frame, min face size in working pixels)."""
@@ -95,14 +100,11 @@ class FaceDetector:
         return results
 
     def _detect_batch(self, batch: np.ndarray, min_face: int, scale: float) -> list[list[Detection]]:
-        from facenet_pytorch.models.utils.detect_face import detect_face
-
         m = self._mtcnn
-        boxes, points = detect_face(batch, min_face, m.pnet, m.rnet, m.onet, m.thresholds,
-                                    m.factor, self.device)
+        results = detect_faces(batch, m.pnet, m.rnet, m.onet, min_face, m.thresholds, m.factor, self.device)
         out: list[list[Detection]] = []
         inv = 1.0 / scale
-        for b, p in zip(boxes, points):
+        for b, p in results:
             dets = []
             for row, pts in zip(b, p):
                 x1, y1, x2, y2, score = (float(v) for v in row[:5])

@@ -1,0 +1,171 @@
+"""The `vidgan` command line: exit codes, batch behaviour, reports, tracks round trip.
+
+Inputs are made at run time (the demo clip generator: the public-domain astronaut portrait with a
+moving camera) plus the shared bad files where present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import av
+import pytest
+
+from vidgan.cli import main, parse_time
+from vidgan.demo import make_demo_clip
+
+SHARED = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "videos"))
+
+
+@pytest.fixture(scope="module")
+def demo_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    return make_demo_clip(str(folder / "astro.mp4"), seconds=1.2, fps=10, size=(320, 180))
+
+
+def frames_of(path):
+    with av.open(path) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_help_and_usage_errors(capsys):
+    assert main(["--help"]) == 0
+    assert main([]) == 2
+    assert main(["anonymize"]) == 2  # missing INPUT
+    assert main(["anonymize", "x.mp4", "--mode", "nope"]) == 2
+    assert main(["anonymize", "x.mp4", "--margin", "7"]) == 2
+    assert main(["anonymize", "x.mp4", "--start", "abc"]) == 2
+
+
+def test_python_dash_m(demo_clip):
+    out = subprocess.run([sys.executable, "-m", "vidgan", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "vidgan" in out.stdout
+
+
+def test_parse_time():
+    assert parse_time("12.5") == 12.5
+    assert parse_time("1:02.5") == 62.5
+    assert parse_time("01:00:01") == 3601
+
+
+def test_single_file_and_json_report(demo_clip, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    report = tmp_path / "r.json"
+    code = main(["anonymize", demo_clip, "-o", str(out), "--json-report", str(report), "--quiet"])
+    assert code == 0
+    assert frames_of(str(out)) == frames_of(demo_clip)
+    doc = json.loads(report.read_text())
+    f = doc["files"][0]
+    assert f["status"] == "ok" and f["frames"] == 12 and f["tracks"] >= 1 and f["faces"] > 0
+    assert f["fps"] > 0 and f["seconds"] > 0 and f["error"] is None
+    assert doc["summary"] == {**doc["summary"], "total": 1, "ok": 1, "failed": 0}
+
+
+def test_batch_keeps_going_past_bad_inputs(demo_clip, tmp_path, capsys):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    inputs = [demo_clip, str(tmp_path / "missing.mp4"), str(empty), str(text)]
+    corrupt = os.path.join(SHARED, "party_corrupt.mp4")
+    undecodable = os.path.join(SHARED, "party_1s_theora_vorbis.ogg")
+    if os.path.exists(corrupt):
+        inputs += [corrupt, undecodable]
+    out_dir = tmp_path / "out"
+    report = tmp_path / "r.json"
+    code = main(["anonymize", *inputs, "--out-dir", str(out_dir), "--json-report", str(report), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    doc = json.loads(report.read_text())
+    status = {os.path.basename(f["input"]): f for f in doc["files"]}
+    assert status["astro.mp4"]["status"] == "ok"
+    assert (out_dir / "astro.anonymized.mp4").exists()
+    expected = {"missing.mp4": "no such file", "empty.mp4": "empty file", "notes.mp4": "not a video"}
+    if os.path.exists(corrupt):
+        expected.update({"party_corrupt.mp4": "corrupt", "party_1s_theora_vorbis.ogg": "cannot decode"})
+    for name, reason in expected.items():
+        assert status[name]["status"] == "failed"
+        assert reason in status[name]["error"]
+        lines = [ln for ln in err.splitlines() if name in ln]
+        assert len(lines) == 1 and lines[0].startswith("vidgan: error:")
+    # nothing half-written for the failures
+    assert sorted(p.name for p in out_dir.iterdir()) == ["astro.anonymized.mp4"]
+
+
+def test_output_path_problems(demo_clip, tmp_path, capsys):
+    copy = tmp_path / "in.mp4"
+    shutil.copy(demo_clip, copy)
+    before = copy.read_bytes()
+    assert main(["anonymize", str(copy), "-o", str(copy), "--quiet"]) == 1
+    assert copy.read_bytes() == before
+    assert "input" in capsys.readouterr().err
+    assert main(["anonymize", str(copy), "-o", str(tmp_path / "nope" / "o.mp4"), "--quiet"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["anonymize", str(copy), "-o", str(tmp_path / "o.xyz"), "--quiet"]) == 1
+    assert "extension" in capsys.readouterr().err
+    assert main(["anonymize", str(copy), str(copy), "-o", str(tmp_path / "o.mp4")]) == 2
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="running as root: folder permissions do not stop root from writing")
+def test_unwritable_folder(demo_clip, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert main(["anonymize", demo_clip, "-o", str(ro / "o.mp4"), "--quiet"]) == 1
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_recursive_out_dir_and_skip_existing(demo_clip, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(demo_clip, src / "a.mp4")
+    shutil.copy(demo_clip, src / "sub" / "b.mp4")
+    (src / "readme.txt").write_text("not media")
+    out = tmp_path / "out"
+    report = tmp_path / "r.json"
+    assert main(["anonymize", str(src), "--recursive", "--out-dir", str(out), "--quiet"]) == 0
+    assert (out / "a.anonymized.mp4").exists() and (out / "sub" / "b.anonymized.mp4").exists()
+    assert main(["anonymize", str(src), "--recursive", "--out-dir", str(out), "--skip-existing",
+                 "--json-report", str(report), "--quiet"]) == 0
+    doc = json.loads(report.read_text())
+    assert [f["status"] for f in doc["files"]] == ["skipped", "skipped"]
+    # without --recursive only the top level is taken
+    assert main(["anonymize", str(src), "--out-dir", str(tmp_path / "flat"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == ["a.anonymized.mp4"]
+
+
+def test_detect_then_keep_track(demo_clip, tmp_path):
+    tracks = tmp_path / "t.json"
+    assert main(["detect", demo_clip, "--json", str(tracks), "--quiet"]) == 0
+    doc = json.loads(tracks.read_text())
+    assert doc["frame_count"] == 12 and doc["tracks"]
+    first = doc["tracks"][0]["id"]
+    out_all, out_keep, out_file = tmp_path / "all.mp4", tmp_path / "keep.mp4", tmp_path / "file.mp4"
+    r1, r2 = tmp_path / "r1.json", tmp_path / "r2.json"
+    assert main(["anonymize", demo_clip, "-o", str(out_all), "--json-report", str(r1), "--quiet"]) == 0
+    assert main(["anonymize", demo_clip, "-o", str(out_keep), "--keep-track", str(first),
+                 "--json-report", str(r2), "--quiet"]) == 0
+    covered_all = json.loads(r1.read_text())["files"][0]["covered_boxes"]
+    covered_keep = json.loads(r2.read_text())["files"][0]["covered_boxes"]
+    kept_boxes = sum(1 for f in doc["frames"] for x in f["faces"] if x["track"] == first)
+    assert covered_keep == covered_all - kept_boxes
+    # Rendering from the exported file covers exactly what the detector found.
+    r3 = tmp_path / "r3.json"
+    assert main(["anonymize", demo_clip, "-o", str(out_file), "--tracks", str(tracks),
+                 "--json-report", str(r3), "--quiet"]) == 0
+    assert json.loads(r3.read_text())["files"][0]["covered_boxes"] == covered_all
+
+
+def test_modes(demo_clip, tmp_path):
+    for mode, extra in (("pixelate", ["--blocks", "6"]), ("solid", ["--color", "#ff0000", "--mask", "box"])):
+        out = tmp_path / f"{mode}.mkv"
+        assert main(["anonymize", demo_clip, "-o", str(out), "--mode", mode, *extra, "--quiet"]) == 0
+        assert frames_of(str(out)) == 12

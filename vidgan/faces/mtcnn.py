@@ -1,0 +1,203 @@
+"""MTCNN cascade over a batch of frames, vectorised.
+
+The three networks and their weights are facenet-pytorch's (P-Net, R-Net, O-Net); this module is
+the glue between them, written for throughput on video:
+
+* the image pyramid is built with OpenCV's area resize on the CPU (much faster than
+  `F.interpolate(mode="area")`, which falls back to adaptive average pooling) and with
+  `F.interpolate` on the GPU, where the frames already live;
+* the candidate crops for R-Net and O-Net are cut and resized for all boxes of all frames in one
+  `torchvision.ops.roi_align` call instead of one interpolate call per box (that per-box loop was a
+  third of the detector's time on 1080p frames);
+* non-maximum suppression is torchvision's batched NMS; the final "Min"-overlap NMS is vectorised.
+
+The cascade logic (candidate generation, regression, squaring, thresholds) follows the original
+MTCNN as facenet-pytorch implements it, so the pretrained networks see what they were trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torchvision.ops import batched_nms, roi_align
+
+
+def _pyramid_scales(h: int, w: int, min_size: float, factor: float) -> list[float]:
+    m = 12.0 / min_size
+    minl = min(h, w) * m
+    scales = []
+    s = m
+    while minl >= 12:
+        scales.append(s)
+        s *= factor
+        minl *= factor
+    return scales
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - 127.5) * 0.0078125
+
+
+def _generate(reg: torch.Tensor, prob: torch.Tensor, scale: float, thresh: float):
+    """P-Net output map -> candidate boxes (x1, y1, x2, y2, score, 4 regression values)."""
+    mask = prob >= thresh
+    idx = mask.nonzero()
+    image_inds = idx[:, 0]
+    score = prob[mask]
+    r = reg.permute(0, 2, 3, 1)[mask]
+    yx = idx[:, 1:].to(reg.dtype)
+    xy = yx.flip(1)
+    q1 = ((2 * xy + 1) / scale).floor()
+    q2 = ((2 * xy + 12) / scale).floor()
+    return torch.cat([q1, q2, score[:, None], r], dim=1), image_inds
+
+
+def _square(b: torch.Tensor) -> torch.Tensor:
+    h = b[:, 3] - b[:, 1]
+    w = b[:, 2] - b[:, 0]
+    side = torch.maximum(w, h)
+    out = b.clone()
+    out[:, 0] = b[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = b[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _regress(b: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    out = b.clone()
+    out[:, 0] = b[:, 0] + reg[:, 0] * w
+    out[:, 1] = b[:, 1] + reg[:, 1] * h
+    out[:, 2] = b[:, 2] + reg[:, 2] * w
+    out[:, 3] = b[:, 3] + reg[:, 3] * h
+    return out
+
+
+def _crops(images: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut each box (clipped to its frame, as MTCNN does) and resize to size x size, all at once."""
+    _, _, h, w = images.shape
+    b = boxes[:, :4].trunc()
+    x1 = b[:, 0].clamp(min=1) - 1
+    y1 = b[:, 1].clamp(min=1) - 1
+    x2 = b[:, 2].clamp(max=w)
+    y2 = b[:, 3].clamp(max=h)
+    rois = torch.stack([image_inds.to(images.dtype), x1, y1, x2, y2], dim=1)
+    return roi_align(images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1,
+                     aligned=True)
+
+
+def _nms_min(boxes: np.ndarray, scores: np.ndarray, inds: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS with intersection over the smaller box, per image."""
+    keep = []
+    for i in np.unique(inds):
+        sel = np.nonzero(inds == i)[0]
+        b, s = boxes[sel], scores[sel]
+        area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+        order = np.argsort(-s, kind="stable")
+        while order.size:
+            k = order[0]
+            keep.append(sel[k])
+            rest = order[1:]
+            xx1 = np.maximum(b[k, 0], b[rest, 0])
+            yy1 = np.maximum(b[k, 1], b[rest, 1])
+            xx2 = np.minimum(b[k, 2], b[rest, 2])
+            yy2 = np.minimum(b[k, 3], b[rest, 3])
+            inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+            o = inter / np.minimum(area[k], area[rest])
+            order = rest[o <= threshold]
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+@torch.inference_mode()
+def detect_faces(frames: Sequence[np.ndarray] | np.ndarray, pnet, rnet, onet, min_size: float,
+                 thresholds: Sequence[float], factor: float, device: torch.device):
+    """Run the cascade on same-sized RGB uint8 frames.
+
+    Returns, per frame, (boxes float32 [N, 5]: x1, y1, x2, y2, score; landmarks float32 [N, 5, 2]).
+    """
+    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
+    bsz, h, w = frames.shape[:3]
+    empty = (np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))
+    scales = _pyramid_scales(h, w, min_size, factor)
+    if not scales:
+        return [empty for _ in range(bsz)]
+    on_gpu = device.type != "cpu"
+    images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+
+    # Stage 1: P-Net over the pyramid.
+    cands, cand_inds = [], []
+    for scale in scales:
+        sh, sw = int(h * scale + 1), int(w * scale + 1)
+        if on_gpu:
+            level = torch.nn.functional.interpolate(images, size=(sh, sw), mode="area")
+        else:
+            level = torch.from_numpy(np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
+                                               for f in frames])).permute(0, 3, 1, 2).float()
+        reg, prob = pnet(_normalise(level).contiguous(memory_format=torch.channels_last))
+        boxes, inds = _generate(reg, prob[:, 1], scale, thresholds[0])
+        if len(boxes):
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
+            cands.append(boxes[keep])
+            cand_inds.append(inds[keep])
+    if not cands:
+        return [empty for _ in range(bsz)]
+    boxes = torch.cat(cands)
+    inds = torch.cat(cand_inds)
+    keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+    boxes, inds = boxes[keep], inds[keep]
+    bw = boxes[:, 2] - boxes[:, 0]
+    bh = boxes[:, 3] - boxes[:, 1]
+    refined = torch.stack([boxes[:, 0] + boxes[:, 5] * bw, boxes[:, 1] + boxes[:, 6] * bh,
+                           boxes[:, 2] + boxes[:, 7] * bw, boxes[:, 3] + boxes[:, 8] * bh,
+                           boxes[:, 4]], dim=1)
+    boxes = _square(refined)
+
+    # Stage 2: R-Net on 24x24 crops (boxes that lie entirely outside the frame are dropped).
+    valid = (boxes[:, 2].trunc().clamp(max=w) > boxes[:, 0].trunc().clamp(min=1) - 1) \
+        & (boxes[:, 3].trunc().clamp(max=h) > boxes[:, 1].trunc().clamp(min=1) - 1)
+    boxes, inds = boxes[valid], inds[valid]
+    if len(boxes) == 0:
+        return [empty for _ in range(bsz)]
+    return _stages_2_3(images, boxes, inds, rnet, onet, thresholds, bsz, h, w)
+
+
+def _stages_2_3(images, boxes, inds, rnet, onet, thresholds, bsz, h, w):
+    empty = (np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))
+    crops = _normalise(_crops(images, boxes, inds, 24))
+    reg, prob = rnet(crops)
+    score = prob[:, 1]
+    ok = score > thresholds[1]
+    boxes = torch.cat([boxes[ok, :4], score[ok, None]], dim=1)
+    inds, reg = inds[ok], reg[ok]
+    if len(boxes) == 0:
+        return [empty for _ in range(bsz)]
+    keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+    boxes, inds, reg = boxes[keep], inds[keep], reg[keep]
+    boxes = _square(_regress(boxes, reg))
+
+    # Stage 3: O-Net on 48x48 crops, with landmarks.
+    crops = _normalise(_crops(images, boxes, inds, 48))
+    reg, pts, prob = onet(crops)
+    score = prob[:, 1]
+    ok = score > thresholds[2]
+    boxes = torch.cat([boxes[ok, :4], score[ok, None]], dim=1)
+    inds, reg, pts = inds[ok], reg[ok], pts[ok]
+    if len(boxes) == 0:
+        return [empty for _ in range(bsz)]
+    bw = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+    bh = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+    px = bw * pts[:, :5] + boxes[:, 0:1] - 1
+    py = bh * pts[:, 5:10] + boxes[:, 1:2] - 1
+    landmarks = torch.stack([px, py], dim=2)
+    boxes = _regress(boxes, reg)
+    b = boxes.cpu().numpy().astype(np.float32)
+    lm = landmarks.cpu().numpy().astype(np.float32)
+    ii = inds.cpu().numpy()
+    keep = _nms_min(b[:, :4], b[:, 4], ii, 0.7)
+    b, lm, ii = b[keep], lm[keep], ii[keep]
+    return [(b[ii == i], lm[ii == i]) for i in range(bsz)]
