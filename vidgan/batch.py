@@ -129,7 +129,8 @@ FileDone = Callable[[int, Job, FileReport], None]
 def run_batch(jobs: list[Job], options: AnonymizeOptions, *, skip_existing: bool = False,
               on_start: Optional[FileStart] = None, on_progress: Optional[FileProgress] = None,
               on_done: Optional[FileDone] = None, cancel: Optional[threading.Event] = None,
-              pipeline: Optional[Pipeline] = None) -> BatchReport:
+              pipeline: Optional[Pipeline] = None,
+              observers_for: Optional[Callable[[Job], list]] = None) -> BatchReport:
     """Run every job; never raises for a single file's failure (see FileReport.status/error)."""
     report = BatchReport()
     t0 = time.perf_counter()
@@ -148,7 +149,9 @@ def run_batch(jobs: list[Job], options: AnonymizeOptions, *, skip_existing: bool
         else:
             progress = (lambda done, total, _job=job: on_progress(_job, done, total)) if on_progress else None
             try:
-                fr = pipe.anonymize(job.input, job.output, progress=progress, cancel=cancel)
+                observers = observers_for(job) if observers_for else ()
+                fr = pipe.anonymize(job.input, job.output, progress=progress, cancel=cancel,
+                                    observers=observers)
             except Cancelled as exc:
                 fr = FileReport(input=job.input, output=job.output, status="cancelled", error=exc.reason)
             except VidganError as exc:

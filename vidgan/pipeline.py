@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -88,6 +88,31 @@ class FileReport:
         d["seconds"] = round(self.seconds, 3)
         d["fps"] = round(self.fps, 2)
         return d
+
+
+class FrameObserver:
+    """Sees each frame as it is covered, and takes part in the output's atomic commit.
+
+    The vault uses this to keep the original pixels of every covered region. Call order:
+    `start` once, `frame` for every frame in order (`boxes` are the boxes actually covered, after
+    `keep_tracks`), then `finish(temp_output)` when the output is complete under its temporary name,
+    then `commit()` right after the output is moved into place — or `abort()` on any failure.
+    """
+
+    def start(self, info: VideoInfo, input_path: str, output_path: str, operation: Operation) -> None:
+        pass
+
+    def frame(self, frame: Frame, boxes: list[TrackBox], covered: np.ndarray) -> None:
+        pass
+
+    def finish(self, temp_output: str) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 class _Worker(threading.Thread):
@@ -236,7 +261,8 @@ class Pipeline:
 
     # -- anonymize ----------------------------------------------------------------------------
     def anonymize(self, input_path: str, output_path: str, progress: Optional[ProgressFn] = None,
-                  cancel: Optional[threading.Event] = None) -> FileReport:
+                  cancel: Optional[threading.Event] = None,
+                  observers: Sequence[FrameObserver] = ()) -> FileReport:
         """Anonymize one file. Raises VidganError subclasses; the output path is untouched on error."""
         report = FileReport(input=input_path, output=output_path)
         t0 = time.perf_counter()
@@ -245,31 +271,53 @@ class Pipeline:
         check_output_path(output_path, input_path)
         with VideoReader(input_path) as reader:
             info = reader.info
-            if info.is_image:
-                self._anonymize_image(reader, output_path, report, stop)
-            else:
-                self._anonymize_video(reader, output_path, report, stop, cancel, progress)
+            started: list[FrameObserver] = []
+            try:
+                for obs in observers:
+                    obs.start(info, input_path, output_path, self.operation)
+                    started.append(obs)
+                if info.is_image:
+                    self._anonymize_image(reader, output_path, report, stop, observers)
+                else:
+                    self._anonymize_video(reader, output_path, report, stop, cancel, progress, observers)
+            except BaseException:
+                for obs in started:
+                    obs.abort()
+                raise
             if reader.skipped_packets:
                 report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
         report.seconds = time.perf_counter() - t0
         report.fps = report.frames / report.seconds if report.seconds > 0 else 0.0
         return report
 
-    def _cover(self, frame: Frame, boxes: list[TrackBox], report: FileReport) -> np.ndarray:
+    def _cover(self, frame: Frame, boxes: list[TrackBox], report: FileReport,
+               observers: Sequence[FrameObserver] = ()) -> np.ndarray:
         keep = self.options.keep_tracks
         if keep:
             boxes = [b for b in boxes if b.track_id not in keep]
         report.covered_boxes += len(boxes)
-        return self.operation.apply(frame.image, boxes, frame)
+        image = self.operation.apply(frame.image, boxes, frame)
+        for obs in observers:
+            obs.frame(frame, boxes, image)
+        return image
 
-    def _anonymize_image(self, reader, output_path, report, stop) -> None:
+    def _anonymize_image(self, reader, output_path, report, stop, observers=()) -> None:
         for frame, boxes in self.frames_with_boxes(reader, stop, report):
-            image = self._cover(frame, boxes, report)
-            write_image(output_path, image, source=reader.path,
-                        copy_metadata=self.options.encode.copy_metadata)
+            image = self._cover(frame, boxes, report, observers)
+            atomic = write_image(output_path, image, source=reader.path,
+                                 copy_metadata=self.options.encode.copy_metadata, commit=False)
+            try:
+                for obs in observers:
+                    obs.finish(atomic.temp)
+                atomic.commit()
+            except BaseException:
+                atomic.abort()
+                raise
+            for obs in observers:
+                obs.commit()
             report.frames += 1
 
-    def _anonymize_video(self, reader, output_path, report, stop, cancel, progress) -> None:
+    def _anonymize_video(self, reader, output_path, report, stop, cancel, progress, observers=()) -> None:
         info: VideoInfo = reader.info
         writer = VideoWriter(output_path, info, source=reader.path, options=self.options.encode)
         q: queue.Queue = queue.Queue(maxsize=8)
@@ -288,7 +336,7 @@ class Pipeline:
             for frame, boxes in self.frames_with_boxes(reader, stop, report):
                 if cancel.is_set():
                     raise Cancelled("cancelled; nothing was written", output_path)
-                image = self._cover(frame, boxes, report)
+                image = self._cover(frame, boxes, report, observers)
                 while True:
                     if encoder.error is not None:
                         raise encoder.error
@@ -304,7 +352,12 @@ class Pipeline:
             encoder.join()
             if encoder.error is not None:
                 raise encoder.error
-            writer.close()
+            temp = writer.finish()
+            for obs in observers:
+                obs.finish(temp)
+            writer.commit()
+            for obs in observers:
+                obs.commit()
             report.warnings.extend(writer.warnings)
         except BaseException:
             stop.set()

@@ -138,6 +138,7 @@ class VideoWriter:
         self.frames_written = 0
         self._last_pts: Optional[int] = None
         self._closed = False
+        self._finished = False
         fmt = output_format_for(path)
         self.format = fmt
         try:
@@ -338,10 +339,13 @@ class VideoWriter:
                 self._pump(float(ts * p.time_base) + 0.2)
             self._out.mux(p)
 
-    def close(self) -> None:
-        """Flush, finish the file and move it to the output path."""
-        if self._closed:
-            return
+    def finish(self) -> str:
+        """Flush the encoder and complete the file under its temporary name; return that name.
+
+        Call `commit()` afterwards to move it to the output path (or `abort()`). Lets a caller write
+        companion files (a vault) that must refer to the finished video before either appears."""
+        if self._finished:
+            return self._atomic.temp
         try:
             self._mux_video(self._video.encode(None))
             self._pump(None)
@@ -350,14 +354,33 @@ class VideoWriter:
             if self._source is not None:
                 self._source.close()
                 self._source = None
-            self._atomic.commit()
         except av.error.FFmpegError as exc:
             self.abort()
             raise OutputError(f"finishing the file failed: {exc.strerror or exc}", self.path) from None
         except BaseException:
             self.abort()
             raise
+        self._finished = True
+        return self._atomic.temp
+
+    @property
+    def temp_path(self) -> str:
+        return self._atomic.temp
+
+    def commit(self) -> None:
+        if self._closed:
+            return
+        self.finish()
+        try:
+            self._atomic.commit()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot move the finished file into place: {exc.strerror}", self.path) from None
         self._closed = True
+
+    def close(self) -> None:
+        """Flush, finish the file and move it to the output path."""
+        self.commit()
 
     def abort(self) -> None:
         """Stop and remove everything written; the output path is left as it was."""
@@ -386,8 +409,11 @@ class VideoWriter:
 
 
 def write_image(path: str, image: np.ndarray, source: Optional[str] = None,
-                copy_metadata: bool = True) -> None:
-    """Save an upright RGB image atomically; keeps EXIF (minus orientation) unless told not to."""
+                copy_metadata: bool = True, commit: bool = True) -> "AtomicPath":
+    """Save an upright RGB image atomically; keeps EXIF (minus orientation) unless told not to.
+
+    With `commit=False` the image stays under its temporary name; the caller commits or aborts the
+    returned `AtomicPath`."""
     from PIL import Image
 
     atomic = AtomicPath(path)
@@ -410,7 +436,9 @@ def write_image(path: str, image: np.ndarray, source: Optional[str] = None,
         if fmt is None:
             raise OutputError(f"unknown image extension '{ext}'", path)
         img.save(atomic.temp, format=fmt, **kwargs)
-        atomic.commit()
+        if commit:
+            atomic.commit()
     except BaseException:
         atomic.abort()
         raise
+    return atomic
