@@ -634,7 +634,10 @@ class ContactSheets:
         def outline(box, color, label):
             x1, y1, x2, y2 = (int(round(v * s)) for v in box)
             cv2.rectangle(tile, (x1, y1), (x2, y2), color, thick)
-            cv2.putText(tile, label, (x1, max(10, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1,
+            (lw, lh), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+            ly = y1 - 3 if y1 - lh - 6 >= 0 else y2 + lh + 3
+            cv2.rectangle(tile, (x1, ly - lh - 3), (x1 + lw + 4, ly + 3), color, -1)
+            cv2.putText(tile, label, (x1 + 2, ly), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
                         cv2.LINE_AA)
 
         for f in result.faces:
