@@ -572,6 +572,10 @@ class _ShownAt:
             self.next = self._advance()
         if self.current is None:  # the output starts later than the original
             return None
+        if self.next is None:  # past the output's last frame: it would be on screen for about one
+            gap = self.times[-1] - self.times[-2] if len(self.times) > 1 else 0.04  # frame duration
+            if t > self.current.time + 0.5 * max(gap, 1e-3) + TIME_EPS:
+                return None
         return self.current
 
     def drain(self) -> None:
