@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--quiet", "-q", action="store_true")
 
     add_audit_parser(sub)
+    add_gui_parser(sub)
     return parser
 
 
@@ -396,6 +397,26 @@ def _audit_outputs(args, files) -> int:
     return EXIT_LEAK if leaked else 0
 
 
+# -- gui ----------------------------------------------------------------------------------------------
+def add_gui_parser(sub) -> None:
+    g = sub.add_parser("gui", help="open the desktop app (needs the gui extra: pip install 'vidgan[gui]')")
+    g.add_argument("inputs", nargs="*", metavar="FILE",
+                   help="a video or photo to open (several files or folders go to the batch queue)")
+
+
+def cmd_gui(args) -> int:
+    """Start the Qt app (package `gui`, imported only here so the CLI never needs PySide6)."""
+    import importlib.util
+
+    if importlib.util.find_spec("PySide6") is None:
+        print("vidgan: error: the desktop app needs PySide6; install it with: pip install 'vidgan[gui]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from gui import main as gui_main
+
+    return gui_main(args.inputs)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
@@ -416,6 +437,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_demo(args)
         if args.command == "audit":
             return cmd_audit(args)
+        if args.command == "gui":
+            return cmd_gui(args)
     except VidganError as exc:
         print(f"vidgan: error: {exc}", file=sys.stderr)
         return exc.exit_code
