@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QProgressBar, QPushButton, QTableWidget,
@@ -21,7 +21,7 @@ from vidgan.batch import collect_inputs, plan_jobs, run_batch
 from vidgan.errors import VidganError
 from vidgan.pipeline import AnonymizeOptions
 
-from .player import fmt_time
+from .player import fmt_left, fmt_time
 from .tasks import Task, one_line
 
 STATUS_COLORS = {"ok": "#3ddc84", "failed": "#ff5c5c", "cancelled": "#c0c4cc", "skipped": "#c0c4cc",
@@ -50,8 +50,12 @@ class BatchPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        h.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        h.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         h.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(1, 130)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.add_files_button = QPushButton("Add files…")
         self.add_folder_button = QPushButton("Add folder…")
         self.remove_button = QPushButton("Remove")
@@ -66,6 +70,7 @@ class BatchPanel(QWidget):
         self.cancel_button.hide()
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
+        self.progress.setFormat("%v/%m files")
         self.progress.hide()
         self.summary = QLabel("Queue files or folders; they are anonymized with the current settings.")
         self.summary.setObjectName("hint")
@@ -235,8 +240,8 @@ class BatchPanel(QWidget):
         self._set(i, 1, "running", color=STATUS_COLORS["running"])
 
     def _progress(self, done: int, total: int, left: float) -> None:
-        pct = f" {100 * done // total}%" if total else f" {done} frames"
-        eta = f", {fmt_time(left)} left" if left >= 0 else ""
+        pct = f" {100 * done // total}%" if total else f" · frame {done}"
+        eta = f" · {fmt_left(left)} left" if left >= 0 else ""
         self._set(self._current, 1, f"running{pct}{eta}", color=STATUS_COLORS["running"])
 
     def _show_report(self, i: int, report) -> None:

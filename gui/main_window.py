@@ -42,7 +42,7 @@ from .batch_panel import BatchPanel
 from .controls import ControlsPanel
 from .deepfake_panel import DeepfakePanel
 from .passcode import PasscodeBox, RestoreDialog
-from .player import FrameLoader, PreviewView, TransportBar, fmt_time
+from .player import FrameLoader, PreviewView, TransportBar, fmt_left
 from .tasks import Task, one_line
 from .tracks_panel import TrackList
 
@@ -642,7 +642,7 @@ class MainWindow(QMainWindow):
             return
         for w in self._task_widgets:
             w.show()
-        eta = f" · {fmt_time(left)[:-3]} left" if left >= 0 else ""
+        eta = f" · {fmt_left(left)} left" if left >= 0 else ""
         self.task_label.setText(f"{label} {done}/{total}{eta}" if total else f"{label}…")
         self.task_progress.setRange(0, max(total, 0))
         self.task_progress.setValue(min(done, total) if total else 0)

@@ -8,6 +8,7 @@ arrive faster than frames decode (scrubbing), only the newest one is served.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Optional, Sequence
 
@@ -35,6 +36,14 @@ def fmt_time(seconds: Optional[float]) -> str:
     m, rem = divmod(rem, 6000)
     s, c = divmod(rem, 100)
     return f"{h}:{m:02d}:{s:02d}.{c:02d}" if h else f"{m}:{s:02d}.{c:02d}"
+
+
+def fmt_left(seconds: float) -> str:
+    """Remaining time, rounded up to whole seconds: '0:07', '12:30', '1:02:03'."""
+    s = max(0, math.ceil(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def to_qimage(image: np.ndarray) -> QImage:

@@ -3,8 +3,8 @@
     python -m gui.screenshots OUTDIR [--clip VIDEO]
 
 Runs headless (QT_QPA_PLATFORM=offscreen unless set). States: `empty`, `opened` (a clip with its
-face boxes, one person kept visible), `split` (before/after view) and `exporting` (progress bar,
-time left, Cancel). The clip defaults to the shared `party_1s_h264_mp3.mp4`; the export goes to a
+face boxes, one person kept visible), `split` (before/after view), `settings` (the controls) and
+`exporting` (progress bar, time left, Cancel). The clip defaults to the shared `party_1s_h264_mp3.mp4`; the export goes to a
 temporary folder and is deleted.
 """
 
@@ -36,8 +36,10 @@ def wait_until(condition, timeout: float = 300.0) -> None:
             raise TimeoutError("the window did not reach the expected state in time")
 
 
-def save_window(window, path: str, max_width: int = MAX_WIDTH) -> str:
-    """Grab the window (after pending paints) into a PNG at most `max_width` pixels wide."""
+def save_window(window, path: str, max_width: int = MAX_WIDTH, palette: bool = True) -> str:
+    """Grab the window (after pending paints) into a PNG at most `max_width` pixels wide; with
+    `palette`, reduced to 256 colours (a third of the size, for the docs)."""
+    from PIL import Image
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
@@ -45,8 +47,12 @@ def save_window(window, path: str, max_width: int = MAX_WIDTH) -> str:
     pixmap = window.grab()
     if pixmap.width() > max_width:
         pixmap = pixmap.scaledToWidth(max_width, Qt.TransformationMode.SmoothTransformation)
-    if not pixmap.save(path, "PNG", 6):
+    if not pixmap.save(path, "PNG"):
         raise OSError(f"cannot write {path}")
+    if palette:
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        small.save(path, optimize=True)
     return path
 
 
@@ -78,6 +84,9 @@ def take(outdir: str, clip: str, size=(1200, 740)) -> list[str]:
         window.set_view_mode("split")
         saved.append(save_window(window, os.path.join(outdir, "split.png")))
         window.set_view_mode("result")
+        window.tabs.setCurrentIndex(1)
+        saved.append(save_window(window, os.path.join(outdir, "settings.png")))
+        window.tabs.setCurrentIndex(0)
         with tempfile.TemporaryDirectory() as tmp:
             grabbed = []
 

@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported anywhere
 
 import importlib.machinery  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
@@ -277,6 +278,21 @@ def test_export_error_is_one_line_in_a_dialog(party, qtbot, errors, tmp_path):
     assert done.args == ["failed"]
     (title, text), = errors
     assert title == "Export failed" and "output folder does not exist" in text and "\n" not in text
+
+
+def test_saved_tracks_carry_the_choices_for_the_cli(party, tmp_path):
+    from vidgan.pipeline import TrackSource
+
+    party.cover_all()
+    tid = party.tracks.track_ids()[0]
+    party.set_track_kept(tid, True)
+    path = tmp_path / "tracks.json"
+    party.save_tracks(str(path))
+    doc = json.loads(path.read_text())
+    assert {t["id"]: t["cover"] for t in doc["tracks"]} == {t: t != tid for t in party.tracks.track_ids()}
+    source = TrackSource(str(path))  # what `vidgan anonymize --tracks` reads
+    assert all(b.track_id != tid for boxes in source.boxes.values() for b in boxes)
+    party.cover_all()
 
 
 def test_screenshot_of_a_window_state(party, tmp_path):
