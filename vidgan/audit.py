@@ -377,7 +377,7 @@ class AuditReport:
         leaked_groups = [g for g in self.faces if g.leaked]
         if leaked_groups:
             shown = ", ".join(f"face {g.id} (frames {g.first}-{g.last}: {g.leaked_frames}/{g.faces} leaked, "
-                              f"min distance {g.min_distance:.2f})" for g in leaked_groups[:4])
+                              f"min distance {g.min_distance:.3f})" for g in leaked_groups[:4])
             more = f" and {len(leaked_groups) - 4} more" if len(leaked_groups) > 4 else ""
             lines.append(f"  leaking faces: {shown}{more}")
         audio = ", ".join(f"#{a.index} {a.codec_original}: {'bit-exact' if a.bit_exact else 'NOT bit-exact'}"
@@ -646,7 +646,7 @@ class ContactSheets:
 
         for f in result.faces:
             if f.leaked:
-                label = (f"id {f.distance:.2f}" if f.identity else "det") + \
+                label = (f"id {f.distance:.3f}" if f.identity else "det") + \
                         (f" t{f.track}" if f.track is not None else f" f{f.face_id}")
                 outline(f.box, self.RED if f.identity else self.ORANGE, label)
         for f in result.new_faces:
