@@ -7,11 +7,11 @@ expects; when a feature's API settles differently, only this module changes.
 
 Expected library API (checked by name, not guessed at run time beyond that):
 
-- `vidgan.vault.VaultObserver(vault_path, passcode)`: a `vidgan.pipeline.FrameObserver` that
-  stores the covered regions, passed to `Pipeline.anonymize(observers=[...])`;
-  `vidgan.vault.restore(video, vault_path, passcode, output, progress=None, cancel=None)`.
-  The vault lands at `OUT.vault` beside the output unless `vidgan.vault.default_vault_path(out)` says
-  otherwise.
+- `vidgan.keys.Passcode(text)` (`.check_policy()` when a vault is made): the passcode object;
+- `vidgan.vault.VaultWriter(vault_path, passcode, VaultOptions(lossless=...))`: a
+  `vidgan.pipeline.FrameObserver` that stores the covered regions, passed to
+  `Pipeline.anonymize(observers=[...])`; `vidgan.vault.default_vault_path(output)`;
+- `vidgan.vault.restore(anon_path=, vault_path=, output_path=, passcode=, progress=, cancel=)`.
 - `vidgan.deepfake.score_video(path, progress=None, cancel=None)` -> dict with
   `fake_probability`, `verdict` and `frames: [{"time": s, "score": p}, ...]`.
 """
@@ -51,7 +51,7 @@ def _feature(module_name: str, needed: tuple[str, ...], what: str) -> Feature:
 
 
 def vault() -> Feature:
-    return _feature("vidgan.vault", ("VaultObserver", "restore"), "Passcode protection (vault)")
+    return _feature("vidgan.vault", ("VaultWriter", "restore"), "Passcode protection (vault)")
 
 
 def deepfake() -> Feature:
@@ -64,14 +64,30 @@ def vault_path_for(output: str) -> str:
     return fn(output) if fn is not None else f"{output}.vault"
 
 
-def vault_observer(output: str, passcode: str, vault_path: Optional[str] = None):
-    mod = importlib.import_module("vidgan.vault")
-    return mod.VaultObserver(vault_path or vault_path_for(output), passcode)
+def passcode(text: str, check: bool = True):
+    """The passcode as the library wants it: a `vidgan.keys.Passcode` (that passed its policy check
+    when `check`; raises its one-line error, e.g. too short) where that module exists, else the text."""
+    keys = _module("vidgan.keys")
+    cls = getattr(keys, "Passcode", None) if keys is not None else None
+    if cls is None:
+        return text
+    code = cls(text)
+    return code.check_policy() if check and hasattr(code, "check_policy") else code
 
 
-def restore(video: str, vault_path: str, passcode: str, output: str, progress=None, cancel=None):
+def vault_observer(output: str, passcode, lossless: bool = False, vault_path: Optional[str] = None):
     mod = importlib.import_module("vidgan.vault")
-    return mod.restore(video, vault_path, passcode, output, progress=progress, cancel=cancel)
+    path = vault_path or vault_path_for(output)
+    options = getattr(mod, "VaultOptions", None)
+    if options is not None:
+        return mod.VaultWriter(path, passcode, options(lossless=lossless))
+    return mod.VaultWriter(path, passcode)
+
+
+def restore(video: str, vault_path: str, passcode, output: str, progress=None, cancel=None):
+    mod = importlib.import_module("vidgan.vault")
+    return mod.restore(anon_path=video, vault_path=vault_path, output_path=output, passcode=passcode,
+                       progress=progress, cancel=cancel)
 
 
 def score_video(path: str, progress=None, cancel=None) -> dict:

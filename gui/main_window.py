@@ -337,6 +337,9 @@ class MainWindow(QMainWindow):
             return
         self._generation += 1
         gen = self._generation
+        if self.kept:
+            self.statusBar().showMessage("Finding faces again: track ids change, so everyone is covered "
+                                         "again until you choose", 8000)
         self.doc = self.source = self.tracks_path = None
         self.kept = set()
         self.tracks.set_tracks(None, set())
@@ -421,6 +424,8 @@ class MainWindow(QMainWindow):
             return
         index = max(0, min(self.frame_count - 1, int(index)))
         self._want_index = index
+        if index == self.current_index and not self._awaiting:
+            return  # already shown
         self._awaiting = True
         self.loader.request(index)
 
@@ -551,15 +556,18 @@ class MainWindow(QMainWindow):
         try:
             options = self.controls.anonymize_options(tracks_file=self.tracks_path,
                                                       keep_tracks=frozenset(self.kept))
-            passcode = self.passcode.value()
+            text = self.passcode.value()
+            passcode = features.passcode(text) if text is not None else None
         except (ValueError, VidganError) as exc:
             self.show_error("Cannot export", reason_of(exc))
             return False
         self.stop_playing()
         path = self.path
+        lossless = self.passcode.lossless.isChecked()
 
         def work(progress, cancel):
-            observers = [features.vault_observer(output, passcode)] if passcode else []
+            observers = [features.vault_observer(output, passcode, lossless=lossless)] \
+                if passcode is not None else []
             return Pipeline(options).anonymize(path, output, progress=progress, cancel=cancel,
                                                observers=observers)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
@@ -34,11 +35,13 @@ class PasscodeBox(QWidget):
         self.state = QLabel("")
         self.state.setObjectName("hint")
         self.state.setWordWrap(True)
+        self.lossless = QCheckBox("Bit-exact originals (bigger vault)")
         self.fields = QWidget()
         form = QFormLayout(self.fields)
         form.setContentsMargins(18, 0, 0, 0)
         form.addRow("Passcode", self.passcode)
         form.addRow("Confirm", self.confirm)
+        form.addRow(self.lossless)
         form.addRow(self.state)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 4, 2, 4)
@@ -91,6 +94,8 @@ class PasscodeBox(QWidget):
 
 class RestoreDialog(QDialog):
     """Anonymized video + vault + passcode -> restored video (runs `vidgan.vault.restore`)."""
+
+    task_done = Signal()  # a restore attempt ended (accepted, failed or cancelled)
 
     def __init__(self, parent=None, video: str = ""):
         super().__init__(parent)
@@ -153,7 +158,7 @@ class RestoreDialog(QDialog):
             QMessageBox.warning(self, "Restore", "Fill in the video, the vault, the output and the passcode.")
             return
         self.task = Task("restore", lambda progress, cancel: features.restore(
-            video, vault, code, out, progress=progress, cancel=cancel))
+            video, vault, features.passcode(code, check=False), out, progress=progress, cancel=cancel))
         self.task.progress.connect(self._progress)
         self.task.succeeded.connect(lambda _r: self.accept())
         self.task.failed.connect(lambda reason: QMessageBox.critical(self, "Restore failed", reason))
@@ -170,6 +175,7 @@ class RestoreDialog(QDialog):
     def _finished(self):
         self.run_button.setEnabled(True)
         self.progress.hide()
+        self.task_done.emit()
 
     def _cancel(self):
         if self.task is not None and self.task.is_running():

@@ -25,7 +25,8 @@ import pytest  # noqa: E402
 pytest.importorskip("PySide6", reason="the desktop app needs PySide6 (pip install -e '.[dev]')")
 pytest.importorskip("pytestqt", reason="GUI tests need pytest-qt")
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from conftest import video_path  # noqa: E402
@@ -101,6 +102,12 @@ def astro(tmp_path_factory):
     return make_demo_clip(str(folder / "astro.mp4"), seconds=1.2, fps=10, size=(320, 180))
 
 
+def show(window, index: int) -> None:
+    """Seek and wait until that frame is on screen (no other frame still on its way)."""
+    window.seek(index)
+    wait_until(lambda: window.current_index == index and not window._awaiting)
+
+
 def biggest_track(window) -> int:
     return max(window.current_boxes(), key=lambda b: b.box.area).track_id
 
@@ -152,13 +159,12 @@ def test_open_finds_faces_and_fills_the_track_list(party):
 
 
 def test_step_frames_and_scrub(party, qtbot):
-    party.seek(0)
-    wait_until(lambda: party.current_index == 0)
+    show(party, 0)
     for expected in (1, 2, 3):
-        with qtbot.waitSignal(party.frameShown, timeout=10000):
+        with qtbot.waitSignal(party.frameShown, timeout=10000, check_params_cb=lambda i, e=expected: i == e):
             qtbot.mouseClick(party.transport.forward_button, Qt.MouseButton.LeftButton)
         assert party.current_index == expected
-    with qtbot.waitSignal(party.frameShown, timeout=10000):
+    with qtbot.waitSignal(party.frameShown, timeout=10000, check_params_cb=lambda i: i == 2):
         qtbot.mouseClick(party.transport.back_button, Qt.MouseButton.LeftButton)
     assert party.current_index == 2
     # the player shows the same pixels the pipeline reads for that index
@@ -169,13 +175,15 @@ def test_step_frames_and_scrub(party, qtbot):
     assert party.transport.time_label.text().startswith("0:00.6")  # 20 / 29.97 fps
     party.step(100)  # clamped at the last frame
     wait_until(lambda: party.current_index == 30)
+    party.toggle_play()  # at the end: plays from the start, stops at the last frame
+    wait_until(lambda: party.current_index > 0 and not party._playing, 60)
+    assert party.current_index == 30
 
 
 def test_click_a_face_or_its_row_to_keep_it_visible(party, qtbot):
     party.cover_all()
     party.set_view_mode("result")
-    party.seek(0)
-    wait_until(lambda: party.current_index == 0)
+    show(party, 0)
     tid = biggest_track(party)
     box = next(b for b in party.current_boxes() if b.track_id == tid).box
     original = party.view.original_array
@@ -205,8 +213,7 @@ def test_click_a_face_or_its_row_to_keep_it_visible(party, qtbot):
 
 def test_export_keeps_the_chosen_face_and_covers_the_others(party, qtbot, tmp_path):
     party.cover_all()
-    party.seek(0)
-    wait_until(lambda: party.current_index == 0)
+    show(party, 0)
     kept = biggest_track(party)
     party.set_track_kept(kept, True)
     controls = party.controls
@@ -360,7 +367,10 @@ def test_batch_queue_runs_every_file_and_reports_each(window, qtbot, tmp_path, m
     bad.write_bytes(b"\x00not a video" * 50)
     out = tmp_path / "out"
     panel = window.batch
-    window.open_paths([a, b, str(bad)])  # several files (like a drop) go to the queue
+    mime = QMimeData()  # dropping several files queues them
+    mime.setUrls([QUrl.fromLocalFile(p) for p in (a, b, str(bad))])
+    window.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
     assert window.tabs.currentWidget() is panel
     assert panel.table.rowCount() == 3
     panel.set_out_dir(str(out))
@@ -379,7 +389,7 @@ def test_batch_queue_runs_every_file_and_reports_each(window, qtbot, tmp_path, m
 def test_passcode_goes_to_the_vault_observer_when_the_vault_exists(qtbot, monkeypatch, tmp_path, astro, errors):
     calls = {}
 
-    class FakeVaultObserver(FrameObserver):
+    class FakeVaultWriter(FrameObserver):
         def __init__(self, vault_path, passcode):
             calls["init"] = (vault_path, passcode)
             calls["frames"] = 0
@@ -392,7 +402,7 @@ def test_passcode_goes_to_the_vault_observer_when_the_vault_exists(qtbot, monkey
 
     fake = types.ModuleType("vidgan.vault")
     fake.__spec__ = importlib.machinery.ModuleSpec("vidgan.vault", None)
-    fake.VaultObserver = FakeVaultObserver
+    fake.VaultWriter = FakeVaultWriter
     fake.restore = lambda *a, **k: None
     monkeypatch.setitem(sys.modules, "vidgan.vault", fake)
     assert features.vault().available
@@ -410,10 +420,19 @@ def test_passcode_goes_to_the_vault_observer_when_the_vault_exists(qtbot, monkey
         assert errors and "differ" in errors[-1][1]
         w.passcode.confirm.setText("correct horse battery")
         out = str(tmp_path / "o.mp4")
+        if not isinstance(features.passcode("correct horse battery"), str):  # vidgan.keys: 8+ characters
+            w.passcode.passcode.setText("short")
+            w.passcode.confirm.setText("short")
+            assert not w.export_to(out)
+            assert "too short" in errors[-1][1]
+            w.passcode.passcode.setText("correct horse battery")
+            w.passcode.confirm.setText("correct horse battery")
         with qtbot.waitSignal(w.exportFinished, timeout=120000) as done:
             assert w.export_to(out)
         assert done.args == ["ok"]
-        assert calls["init"] == (out + ".vault", "correct horse battery")
+        vault_path, code = calls["init"]
+        assert vault_path == out + ".vault"
+        assert code == features.passcode("correct horse battery")  # a keys.Passcode once that exists
         assert calls["frames"] == 12 and calls.get("committed")
         assert w.passcode.passcode.text() == ""  # not kept around after use
     finally:
@@ -428,3 +447,48 @@ def test_app_main_opens_a_file_given_on_the_command_line(qtbot, monkeypatch, ast
     monkeypatch.setattr(MainWindow, "open_paths", lambda self, paths: opened.setdefault("paths", paths))
     assert app_module.main([astro]) == 0
     assert opened["paths"] == [astro]
+
+
+def test_real_vault_round_trip_through_the_window(qtbot, tmp_path, astro, errors):
+    """Export with a passcode, then the restore dialog brings the faces back (the library's vault)."""
+    if not features.vault().available:
+        pytest.skip(f"no vault in this vidgan: {features.vault().reason}")
+    from gui.passcode import RestoreDialog
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.tracksReady, timeout=120000):
+            w.open_path(astro)
+        wait_until(lambda: w.current_index == 0)
+        box = w.current_boxes()[0].box.as_list()
+        w.passcode.setChecked(True)
+        for field in (w.passcode.passcode, w.passcode.confirm):
+            field.setText("correct horse battery")
+        out = str(tmp_path / "anon.mp4")
+        with qtbot.waitSignal(w.exportFinished, timeout=300000) as done:
+            assert w.export_to(out)
+        assert done.args == ["ok"], errors
+        assert os.path.isfile(features.vault_path_for(out))
+
+        dialog = RestoreDialog(w, video=out)
+        qtbot.addWidget(dialog)
+        assert dialog.vault.text() == features.vault_path_for(out)
+        dialog.output.setText(str(tmp_path / "restored.mp4"))
+        dialog.passcode.setText("wrong passcode!")
+        with qtbot.waitSignal(dialog.task_done, timeout=300000):
+            qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+        assert errors and errors[-1][0] == "Restore failed" and "passcode" in errors[-1][1]
+        assert not (tmp_path / "restored.mp4").exists()
+        dialog.passcode.setText("correct horse battery")
+        with qtbot.waitSignal(dialog.task_done, timeout=300000):
+            qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+        assert dialog.result() == dialog.DialogCode.Accepted
+        original = decoded_frames(astro)
+        anon = decoded_frames(out)
+        restored = decoded_frames(str(tmp_path / "restored.mp4"))
+        assert len(restored) == len(original) == 12
+        assert np.abs(inner(box, anon[0]) - inner(box, original[0])).mean() > 5  # covered
+        assert np.abs(inner(box, restored[0]) - inner(box, original[0])).mean() < 3  # back
+    finally:
+        w.shutdown()

@@ -7,7 +7,8 @@ preview) wants frame *i* now, then *i + 1*, then maybe *i - 30*. `FrameSeeker` s
   frame index *i* maps to the *i*-th presentation timestamp, exactly as `VideoReader` counts;
 - `frame(i)` continues decoding when *i* is the next frame, otherwise seeks to the key frame at or
   before that timestamp and decodes forward to it;
-- recently decoded frames are kept in a small cache, so stepping back a frame or two is free;
+- recently decoded frames are kept in a cache of bounded size (`cache_mb`), so stepping back a
+  frame or two is free;
 - where the table cannot be trusted (a packet without timestamp, a container that cannot seek, a
   decoded timestamp missing from the table) it falls back to decoding from the start, which is slow
   but always agrees with `VideoReader`.
@@ -33,13 +34,14 @@ log = logging.getLogger(__name__)
 class FrameSeeker:
     """`FrameSeeker(path).frame(i)` -> the `Frame` with index `i`. Not thread-safe: one user at a time."""
 
-    def __init__(self, path: str, cache_frames: int = 32):
+    def __init__(self, path: str, cache_mb: float = 128):
         self.path = path
         with VideoReader(path) as reader:  # one-line MediaError for bad inputs, and the VideoInfo
             self.info = reader.info
             self._image_frame = next(iter(reader)) if self.info.is_image else None
         self._cache: OrderedDict[int, Frame] = OrderedDict()
-        self._cache_size = max(1, cache_frames)
+        frame_bytes = max(1, self.info.width * self.info.height * 3)
+        self._cache_size = max(2, int(cache_mb * 2 ** 20) // frame_bytes)
         self._container = None
         self._decoder: Optional[Iterator[Frame]] = None
         self._next_index: Optional[int] = None  # index the running decoder yields next
