@@ -183,9 +183,9 @@ def test_anonymized_clip_passes(glasses, tmp_path, capsys, auditor):
     assert main(["anonymize", glasses, "-o", anon, "--audit", "--quiet"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "audit PASS" in out and "frames judged: 30 of 30" in out
-    report = Auditor(AuditOptions(every=3, scan_output="full"), judge=auditor.judge).audit(glasses, anon)
+    report = Auditor(AuditOptions(every=5, scan_output="full"), judge=auditor.judge).audit(glasses, anon)
     assert report.passed and report.exit_code == EXIT_OK
-    assert report.gt_faces >= 9 and report.leaked_faces == 0 and report.new_faces == 0
+    assert report.gt_faces >= 5 and report.leaked_faces == 0 and report.new_faces == 0
     faces = [f for fr in report.frames for f in fr.faces]
     assert min(f.distance for f in faces) > 0.6  # not the same person any more
     assert report.faithfulness.ok, report.faithfulness.issues

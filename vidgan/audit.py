@@ -456,19 +456,20 @@ class Judge:
                     dets.append(_Det(b, float(d.confidence)))
         return dets
 
-    def detect_near(self, image: np.ndarray, box: Box) -> list[_Det]:
+    def detect_near(self, image: np.ndarray, box: Box, scale: float) -> list[_Det]:
         """Faces of about `box`'s size near it: any face box with IoU > 0.3 against `box`.
 
-        The window (one face size of margin on every side) is resized so the face is NEAR_FACE px
-        wide and scanned without upsampling: the detector then finds faces from half the size of
-        `box` up to the whole window, at a tenth of the cost of a full-frame pass."""
+        The window (one face size of margin on every side) is scanned at the full-frame detection's
+        effective scale (`scale` x 2^upsample), so a face found there in the original is found the
+        same way here; faces larger than NEAR_FACE px at that scale are shrunk to NEAR_FACE px (the
+        detector still finds faces from half their size up, at a fraction of the cost)."""
         h, w = image.shape[:2]
         x0, y0 = max(0, int(box.x1 - box.width)), max(0, int(box.y1 - box.height))
         x1, y1 = min(w, int(math.ceil(box.x2 + box.width))), min(h, int(math.ceil(box.y2 + box.height)))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
         crop = image[y0:y1, x0:x1]
-        r = NEAR_FACE / max(box.width, 1.0)
+        r = min(scale * 2 ** self.options.upsample, NEAR_FACE / max(box.width, 1.0))
         return [_Det(Box(d.box.x1 + x0, d.box.y1 + y0, d.box.x2 + x0, d.box.y2 + y0), d.score)
                 for d in self.detect(crop, r, upsample=0)]
 
@@ -857,7 +858,7 @@ class Auditor:
             if tracks is not None:
                 face.track = tracks.track_at(frame.index, det.box)
             if img_b is not None:
-                near = judge.detect_near(img_b, det.box)
+                near = judge.detect_near(img_b, det.box, scale)
                 face.iou = max((det.box.iou(d.box) for d in near), default=0.0)
                 face.detected = face.iou > o.iou_leak
                 shape = judge.landmarks(img_a, det.box)
@@ -869,14 +870,28 @@ class Auditor:
         if img_b is not None and o.scan_output != "off":
             if o.scan_output == "full":
                 found = judge.detect(img_b, scale)
-            else:
-                found = judge.detect_in(img_b, changed_regions(img_a, img_b), scale)
+            else:  # only faces lying mostly where the pixels changed: elsewhere the original is the same
+                regions = changed_regions(img_a, img_b)
+                found = [d for d in judge.detect_in(img_b, regions, scale)
+                         if _covered_fraction(d.box, regions) >= 0.25]
             for d in found:
                 if all(d.box.iou(g.box) <= o.iou_leak for g in gt):
                     result.new_faces.append(OutputFace(
                         frame=frame.index, time=frame.time, box=_box_list(d.box), score=d.score,
                         track=tracks.track_at(frame.index, d.box) if tracks is not None else None))
         return result, img_b
+
+
+def _covered_fraction(box: Box, regions: list[Box]) -> float:
+    """Fraction of `box` inside the union of `regions` (their overlaps counted once, approximately)."""
+    if box.area <= 0:
+        return 0.0
+    inside = 0.0
+    for r in regions:
+        ix = max(0.0, min(box.x2, r.x2) - max(box.x1, r.x1))
+        iy = max(0.0, min(box.y2, r.y2) - max(box.y1, r.y1))
+        inside += ix * iy
+    return min(1.0, inside / box.area)
 
 
 CELL = 8  # px: changed regions are found on a grid of CELL x CELL blocks
