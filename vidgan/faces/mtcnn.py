@@ -92,13 +92,14 @@ def _crops(images: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, 
 
 
 def _run_bucketed(net, crops: torch.Tensor):
-    """Run R-Net/O-Net with the batch padded to a power of two.
+    """Run R-Net/O-Net with the batch padded to a bucket size (powers of two up to 256, then
+    multiples of 256).
 
     oneDNN caches a compiled primitive (with buffers) per input shape; with a different number of
     candidates in every call that cache grows without bound (RSS rose ~1 GB over a 139 s clip).
-    Padding to a handful of sizes keeps it flat at the cost of a little wasted compute."""
+    Padding to a bounded set of sizes keeps it flat at the cost of a little wasted compute."""
     n = crops.shape[0]
-    size = max(16, 1 << (n - 1).bit_length())
+    size = max(16, 1 << (n - 1).bit_length()) if n <= 256 else -(-n // 256) * 256
     if size != n:
         crops = torch.cat([crops, crops.new_zeros((size - n,) + tuple(crops.shape[1:]))])
     return tuple(o[:n] for o in net(crops))
