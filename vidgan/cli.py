@@ -70,6 +70,30 @@ def add_detector_args(p: argparse.ArgumentParser) -> None:
                    help="run the detector on every N-th frame; tracking covers the rest (default 1)")
 
 
+def add_passcode_args(p: argparse.ArgumentParser, making: bool) -> None:
+    """Where the passcode comes from: a file, an environment variable or a prompt — never a value
+    on the command line (it would land in shell history and process listings)."""
+    g = p.add_argument_group("passcode vault" if making else "passcode")
+    src = g.add_mutually_exclusive_group(required=not making)
+    src.add_argument("--passcode-file", metavar="FILE",
+                     help="read the passcode from FILE (UTF-8; one trailing newline is ignored)")
+    src.add_argument("--passcode-env", metavar="VAR", help="read the passcode from environment variable VAR")
+    src.add_argument("--passcode-prompt", action="store_true",
+                     help="ask for the passcode on the terminal" + (" (twice)" if making else ""))
+    if making:
+        g.add_argument("--vault", metavar="PATH", help="where to write the vault (one input only; "
+                       "default: OUTPUT.vault beside the output)")
+        g.add_argument("--lossless", action="store_true",
+                       help="store the original regions bit-exact (much larger vault)")
+        g.add_argument("--vault-psnr", type=_fraction(30.0, 60.0), default=None, metavar="DB",
+                       help="quality of the stored regions: PSNR each segment must reach (default 45.5; "
+                            "lower gives a smaller vault)")
+        g.add_argument("--allow-weak-passcode", action="store_true",
+                       help="accept a passcode shorter than 8 characters")
+    else:
+        g.add_argument("--vault", metavar="PATH", help="the vault (default: INPUT.vault)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidgan", description="Anonymize and transform faces in recorded video.",
@@ -120,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
     e.add_argument("--strip-metadata", action="store_true",
                    help="do not copy container metadata (creation time, location, title...)")
+    add_passcode_args(a, making=True)
+
+    # restore
+    r = sub.add_parser("restore", help="put the original faces back from a passcode vault",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("input", metavar="ANONYMIZED", help="the anonymized video or photo (as published, "
+                   "or re-encoded at the same frame rate)")
+    r.add_argument("-o", "--output", required=True, help="the restored file")
+    r.add_argument("--quiet", "-q", action="store_true")
+    add_passcode_args(r, making=False)
+    re_ = r.add_argument_group("encoding")
+    re_.add_argument("--codec", default="auto", help="video encoder (default auto, as for anonymize)")
+    re_.add_argument("--crf", type=int, default=None, help="quality (x264 default 20; lower is better)")
+    re_.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
 
     # detect
     d = sub.add_parser("detect", help="export face tracks to JSON (edit, then anonymize --tracks)",
@@ -228,6 +266,7 @@ def cmd_anonymize(args) -> int:
                 os.makedirs(folder, exist_ok=True)
             except OSError:
                 pass  # reported per file as an unwritable output folder
+    observers_for, vaults = _vault_observers(args, jobs)
     bars = _Bars(len(jobs), args.quiet)
 
     def done(i, job, report):
@@ -238,10 +277,16 @@ def cmd_anonymize(args) -> int:
             extra = f"; {'; '.join(report.warnings)}" if report.warnings else ""
             print(f"{report.status}: {job.input} -> {job.output} ({report.frames} frames, "
                   f"{report.tracks} tracks, {report.fps:.1f} fps{extra})", file=sys.stderr)
+            vault = vaults.get(job)
+            if vault is not None and report.status == "ok":
+                s = vault.stats
+                quality = "bit-exact" if vault.options.lossless else f"regions at {s.psnr:.1f} dB PSNR"
+                print(f"vault: {s.path} ({s.bytes / 1024:.0f} KiB, {s.patches} regions, {quality})",
+                      file=sys.stderr)
 
     try:
         report = run_batch(jobs, options, skip_existing=args.skip_existing, on_start=bars.start,
-                           on_progress=bars.progress, on_done=done)
+                           on_progress=bars.progress, on_done=done, observers_for=observers_for)
     finally:
         bars.close()
     if args.json_report:
@@ -250,6 +295,74 @@ def cmd_anonymize(args) -> int:
     if args.audit:
         code = _audit_outputs(args, [f for f in report.files if f.status == "ok"]) or code
     return code
+
+
+def _passcode(args, making: bool):
+    from .keys import get_passcode
+
+    return get_passcode(args.passcode_file, args.passcode_env, args.passcode_prompt, confirm=making)
+
+
+def _vault_observers(args, jobs):
+    """(observers_for, {job: VaultWriter}) for `run_batch`; (None, {}) without a passcode."""
+    has_passcode = bool(args.passcode_file or args.passcode_env or args.passcode_prompt)
+    if not has_passcode:
+        for flag, used in (("--vault", args.vault), ("--lossless", args.lossless),
+                           ("--allow-weak-passcode", args.allow_weak_passcode),
+                           ("--vault-psnr", args.vault_psnr is not None)):
+            if used:
+                raise UsageError(f"{flag} needs a passcode (--passcode-file, --passcode-env or --passcode-prompt)")
+        return None, {}
+    if args.vault and len(jobs) != 1:
+        raise UsageError(f"--vault takes one input, got {len(jobs)}; vaults go beside each output by default")
+    from .vault import VaultOptions, VaultWriter, default_vault_path
+
+    passcode = _passcode(args, making=True).check_policy(allow_weak=args.allow_weak_passcode)
+    options = VaultOptions(lossless=args.lossless,
+                           **({"target_psnr": args.vault_psnr} if args.vault_psnr is not None else {}))
+    vaults = {}
+
+    def observers_for(job):
+        vaults[job] = VaultWriter(args.vault or default_vault_path(job.output), passcode, options)
+        return [vaults[job]]
+
+    return observers_for, vaults
+
+
+def cmd_restore(args) -> int:
+    from .media import EncodeOptions
+    from .vault import default_vault_path, restore
+
+    try:
+        encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    vault = args.vault or default_vault_path(args.input)
+    passcode = _passcode(args, making=False)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=os.path.basename(args.input)[:40], unit="frame")
+
+    def progress(done, total):
+        if bar is not None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh() if done % 10 == 0 else None
+
+    try:
+        report = restore(args.input, vault, args.output, passcode, encode=encode, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        how = "the exact anonymized file" if report.exact_file else "a re-encoded copy (matched by timing and pictures)"
+        extra = f"; {'; '.join(report.warnings)}" if report.warnings else ""
+        print(f"restored: {args.input} -> {args.output} ({report.frames} frames, {report.patches} regions; "
+              f"input is {how}{extra})", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_detect(args) -> int:
@@ -431,6 +544,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "anonymize":
             return cmd_anonymize(args)
+        if args.command == "restore":
+            return cmd_restore(args)
         if args.command == "detect":
             return cmd_detect(args)
         if args.command == "demo":
