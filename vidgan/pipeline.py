@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import Cancelled, MediaError, OutputError, UsageError, VidganError
 from .faces import DetectorOptions, FaceDetector, Tracker, TrackerOptions
+from .hooks import FrameObserver
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
 from .ops import OPERATIONS, MaskOptions, Operation
 from .types import Box, Frame, TrackBox, VideoInfo
@@ -88,31 +89,6 @@ class FileReport:
         d["seconds"] = round(self.seconds, 3)
         d["fps"] = round(self.fps, 2)
         return d
-
-
-class FrameObserver:
-    """Sees each frame as it is covered, and takes part in the output's atomic commit.
-
-    The vault uses this to keep the original pixels of every covered region. Call order:
-    `start` once, `frame` for every frame in order (`boxes` are the boxes actually covered, after
-    `keep_tracks`), then `finish(temp_output)` when the output is complete under its temporary name,
-    then `commit()` right after the output is moved into place — or `abort()` on any failure.
-    """
-
-    def start(self, info: VideoInfo, input_path: str, output_path: str, operation: Operation) -> None:
-        pass
-
-    def frame(self, frame: Frame, boxes: list[TrackBox], covered: np.ndarray) -> None:
-        pass
-
-    def finish(self, temp_output: str) -> None:
-        pass
-
-    def commit(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 class _Worker(threading.Thread):
