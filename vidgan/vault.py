@@ -50,7 +50,7 @@ from .keys import (DEFAULT_KDF, PACKED_KDF_BYTES, SALT_BYTES, KdfParams, Passcod
                    subkey)
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
 from .media.writer import AtomicPath
-from .pipeline import FrameObserver
+from .hooks import FrameObserver
 from .types import Box, Frame, TrackBox, VideoInfo
 
 log = logging.getLogger(__name__)
