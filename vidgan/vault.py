@@ -412,7 +412,8 @@ def encode_segment(crops: list[tuple[np.ndarray, np.ndarray]], lossless: bool, q
 
     # Closed loop: encode at the hint; while the masked pixels miss the target, lower the quantiser
     # by the shortfall (about SLOPE dB per step) and encode again. With `search_up` (the first
-    # segment of a vault, nothing to go by yet) also step up while the target is comfortably met.
+    # segment of a vault, nothing to go by yet) also step up while the target is met; otherwise
+    # once, when the first try beat the target by two steps or more.
     codec = CODEC_H264_YUV444P10
     qp = int(min(max(qp_hint, 0), 51))
     best = None
@@ -424,9 +425,11 @@ def encode_segment(crops: list[tuple[np.ndarray, np.ndarray]], lossless: bool, q
         if p >= target_psnr:
             if qp > pass_q:
                 pass_q, best = qp, (qp, packets, se, n, p)
-            if not search_up:
+            margin = (p - target_psnr) if math.isfinite(p) else 99.0
+            # Step up only on the first segment (nothing to go by yet) or with clear room to spare.
+            if not (search_up or (_attempt == 0 and margin >= 2 * SLOPE)):
                 break
-            nq = qp + min(6, int((p - target_psnr) / SLOPE) if math.isfinite(p) else 6)
+            nq = qp + min(6, int(margin / SLOPE))
         else:
             fail_q = min(fail_q, qp)
             nq = qp - min(12, max(1, math.ceil((target_psnr - p) / SLOPE)))
