@@ -358,6 +358,29 @@ def test_vfr_and_rotation_round_trip(tmp_path):
         assert [f.pts * s.time_base for f in c.decode(s)] == [Fraction(p, 1000) for p in pts]
 
 
+@pytest.mark.parametrize("name", ["party_1s_theora_opus.ogg", "party_1s_xvid_mp3.avi", "party_1s_vp8_opus.webm"])
+def test_other_containers_round_trip(name, tmp_path):
+    """Ogg (writing moves a frame next to the input's gap), AVI (no timestamps), WebM."""
+    src = video_path(name)
+    with VideoReader(src) as r:
+        n, w, h = sum(1 for _ in r), r.info.width, r.info.height
+    tracks = write_tracks(tmp_path / "t.json", n, lambda i: [(1, [w * 0.3 + i, h * 0.3, w * 0.42 + i, h * 0.5])])
+    out = tmp_path / ("anon" + os.path.splitext(name)[1])
+    vault, writer = anonymize(src, out, tracks)
+    value, _, outside, regions = region_stats(src, out, vault)
+    assert value >= 45.0 and outside and regions == n
+    report = restore(str(out), vault, str(tmp_path / ("r" + os.path.splitext(name)[1])), PASS)
+    assert report.frames == n and report.exact_file
+
+
+def test_trailer_output_times_are_checked():
+    assert V._parse_output_times(None, 3) is None
+    for bad in ({}, {"time_base": "1/0", "pts": ""}, {"time_base": "1/30", "pts": "not base64!"},
+                {"time_base": "1/30", "pts": "AAAA"}, {"time_base": [], "pts": 3}):
+        with pytest.raises(VaultError):
+            V._parse_output_times(bad, 3)
+
+
 def test_explicit_masks_when_the_operation_masks_differently(tmp_path):
     """An operation with its own patches (a future GAN mode): the vault stores the masks themselves."""
     class HalfBlur(Blur):

@@ -23,6 +23,8 @@ the anonymized video and what the vault reveals are specified in docs/vault-form
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -732,6 +734,48 @@ class ChunkReader:
             counter += 1
 
 
+# -- timing of the output as written ---------------------------------------------------------------
+def _output_times(path: str, frames: int) -> Optional[dict]:
+    """The video timestamps of the finished output (packets only, no decoding), for the binding:
+    some containers move a frame's time on writing (Ogg rebuilds VP8 timestamps from granules).
+    None when the container has no usable timestamps (AVI) or the count differs."""
+    try:
+        with av.open(path) as c:
+            stream = c.streams.video[0]
+            pts = []
+            for packet in c.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+            tb = Fraction(stream.time_base)
+    except (av.error.FFmpegError, IndexError, ValueError, TypeError):
+        return None
+    if len(pts) != frames or not pts:
+        return None
+    pts.sort()
+    deltas = np.diff(np.array(pts, np.int64), prepend=np.int64(pts[0]))
+    deltas[0] = pts[0]
+    blob = zlib.compress(deltas.astype(">i8").tobytes(), 9)
+    return {"time_base": str(tb), "pts": base64.b64encode(blob).decode("ascii")}
+
+
+def _parse_output_times(doc, frames: int) -> Optional[list]:
+    """Relative times (Fractions) from a trailer's `output_times`; VaultError when malformed."""
+    if doc is None:
+        return None
+    try:
+        tb = Fraction(doc["time_base"])
+        raw = zlib.decompressobj().decompress(base64.b64decode(doc["pts"], validate=True), frames * 8 + 1)
+        if tb <= 0 or len(raw) != frames * 8:
+            raise ValueError("size")
+        pts = np.cumsum(np.frombuffer(raw, ">i8").astype(np.int64))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, zlib.error, binascii.Error, OverflowError):
+        raise _damaged("trailer has malformed output times") from None
+    return [Fraction(int(p - pts[0])) * tb for p in pts]
+
+
 # -- the observer that writes a vault -------------------------------------------------------------
 @dataclass
 class VaultStats:
@@ -877,6 +921,9 @@ class VaultWriter(FrameObserver):
         trailer = {"frames": self.stats.frames, "patches": self.stats.patches,
                    "segments": self.stats.segments, "output_sha256": digest.hexdigest(),
                    "stored_psnr": (round(self.stats.psnr, 3) if math.isfinite(self.stats.psnr) else None)}
+        times = None if self.info.is_image else _output_times(temp_output, self.stats.frames)
+        if times is not None:
+            trailer["output_times"] = times
         self._chunks.add(_pack_doc(R_TRAILER, trailer))
         self._chunks.seal(last=True)
         self._fh.flush()
@@ -964,6 +1011,7 @@ class VaultIndex:
     patches: int = 0
     segments: int = 0
     trailer: dict = field(default_factory=dict)
+    times: Optional[list] = None  # relative times of the output as written, when the vault has them
 
 
 class _Validator:
@@ -1122,6 +1170,7 @@ class VaultReader:
         if not v.done:
             raise _damaged("trailer missing")
         idx.frames, idx.patches, idx.segments = v.frames, v.patch_total, v.segments
+        idx.times = _parse_output_times(idx.trailer.get("output_times"), idx.frames)
         self.index = idx
         return idx
 
@@ -1160,8 +1209,11 @@ class _Binding:
             raise VaultMismatch(f"vault belongs to a different video ({index.frames} frames, this one "
                                 f"has {info.frame_count})", path)
         self.index = index
-        tb = Fraction(v["time_base"])
-        self.times = [Fraction(p - index.pts[0]) * tb for p in index.pts] if index.pts else []
+        if index.times is not None:  # the output's own timestamps, as written
+            self.times = index.times
+        else:
+            tb = Fraction(v["time_base"])
+            self.times = [Fraction(p - index.pts[0]) * tb for p in index.pts] if index.pts else []
         deltas = sorted(float(b - a) for a, b in zip(self.times, self.times[1:]) if b > a)
         nominal = deltas[len(deltas) // 2] if deltas else 0.04
         self.tolerance = max(0.002, 0.4 * nominal)
