@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import make_clip, video_path
-from vidgan.audit import (AuditOptions, Auditor, Faithfulness, _Linker, audit_available, changed_regions,
-                          load_dlib)
+from vidgan.audit import (AuditOptions, Auditor, Faithfulness, _Linker, _Tracks, audit_available,
+                          changed_regions, load_dlib)
 from vidgan.cli import main
 from vidgan.errors import EXIT_LEAK, EXIT_OK, EXIT_USAGE
 from vidgan.media import VideoReader, VideoWriter
@@ -197,19 +197,20 @@ def test_kept_track_is_exactly_the_leak(tmp_path, auditor):
     party = cut(video_path("party_h264_aac.mp4"), str(tmp_path / "party.mp4"), 1.0)
     tracks = str(tmp_path / "tracks.json")
     assert main(["detect", party, "--json", tracks, "--quiet"]) == EXIT_OK
-    doc = json.loads(open(tracks).read())
-
-    def mean_width(tid):
-        w = [f["box"][2] - f["box"][0] for fr in doc["frames"] for f in fr["faces"] if f["track"] == tid]
-        return sum(w) / len(w)
-
-    long_tracks = [t["id"] for t in doc["tracks"] if t["detections"] >= 20]
-    assert len(long_tracks) >= 2
-    keep = max(long_tracks, key=mean_width)  # the largest face: the judge finds it reliably
+    # Which of vidgan's tracks the judge sees in the first frame (MTCNN finds more, smaller faces).
+    with VideoReader(party) as reader:
+        first = next(iter(reader)).image
+    seen = {_Tracks(tracks).track_at(0, d.box): d.box.width for d in auditor.judge.detect(first, 1.0)}
+    assert len(seen) >= 2 and None not in seen
+    # Keep the smaller face (~40 px, which the judge still finds in every frame) and expect the larger
+    # one (~64 px) to pass: blurred, it sits at descriptor distances of 0.72 and more, while a blurred
+    # ~40 px face sits at 0.60-0.67, too close to dlib's 0.6 for an exact assertion (docs/audit.md).
+    keep = min(seen, key=seen.get)
     anon = str(tmp_path / "anon.mp4")
     assert main(["anonymize", party, "-o", anon, "--tracks", tracks, "--keep-track", str(keep),
                  "--quiet"]) == EXIT_OK
-    report = Auditor(AuditOptions(every=2, tracks_file=tracks), judge=auditor.judge).audit(party, anon)
+    # The first half second: at frame 15 the judge takes a phone held in front of a face for a face.
+    report = Auditor(AuditOptions(end=0.5, tracks_file=tracks), judge=auditor.judge).audit(party, anon)
     assert not report.passed and report.exit_code == EXIT_LEAK
     assert report.leaked_tracks() == [keep]
     (kept,) = [t for t in report.tracks if t.id == keep]
