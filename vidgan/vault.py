@@ -789,7 +789,7 @@ class VaultStats:
     values: int = 0  # masked pixel values (x3 channels) measured
     qps: list = field(default_factory=list)
     encodes: int = 0  # region-stream encodes, closed-loop retries included
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent in the vault writer (key derivation, region encoding, writing)
 
     @property
     def psnr(self) -> float:
@@ -824,11 +824,16 @@ class VaultWriter(FrameObserver):
         self._qp_hint: dict[tuple[int, int], int] = {}
         self._global_qp = 26  # first guess for 10-bit 4:4:4 at about 45 dB
         self._mask_opts = None
-        self._t0 = 0.0
 
     # FrameObserver ------------------------------------------------------------------------------
     def start(self, info: VideoInfo, input_path: str, output_path: str, operation) -> None:
-        self._t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        try:
+            self._start(info, input_path, output_path, operation)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    def _start(self, info: VideoInfo, input_path: str, output_path: str, operation) -> None:
         vault = os.path.abspath(self.path)
         for other, what in ((output_path, "output"), (input_path, "input")):
             if vault == os.path.abspath(other):
@@ -866,6 +871,13 @@ class VaultWriter(FrameObserver):
         self._chunks.seal(last=False)  # chunk 0 holds only the metadata: a fast passcode check
 
     def frame(self, frame: Frame, boxes: list[TrackBox], covered: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._frame(frame, boxes, covered)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    def _frame(self, frame: Frame, boxes: list[TrackBox], covered: np.ndarray) -> None:
         image = frame.image
         h, w = image.shape[:2]
         patches = self.operation.patches(boxes, w, h) if boxes else []
@@ -909,6 +921,13 @@ class VaultWriter(FrameObserver):
                 self._close(key)
 
     def finish(self, temp_output: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._finish(temp_output)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+
+    def _finish(self, temp_output: str) -> None:
         for key in list(self._open):
             self._close(key)
         digest = hashlib.sha256()
@@ -931,7 +950,6 @@ class VaultWriter(FrameObserver):
         self._fh.close()
         self._fh = None
         self.stats.bytes = self._chunks.bytes_written
-        self.stats.seconds = time.perf_counter() - self._t0
 
     def commit(self) -> None:
         try:
