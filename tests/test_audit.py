@@ -219,3 +219,11 @@ def test_kept_track_is_exactly_the_leak(tmp_path, auditor):
     assert others and all(t.leaked_frames == 0 for t in others)
     assert report.new_faces == 0
     assert f"tracks with leaks: {keep};" in report.summary()
+
+
+@needs_dlib
+def test_unreadable_input_is_a_one_line_error(tmp_path, capsys):
+    clip = make_clip(tmp_path / "c.mp4", frames=3)
+    assert main(["audit", clip, str(tmp_path / "missing.mp4"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"vidgan: error: {tmp_path / 'missing.mp4'}: no such file"]
