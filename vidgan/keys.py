@@ -144,8 +144,7 @@ def passcode_from_prompt(confirm: bool, getpass_fn: Callable[[str], str] = getpa
 def get_passcode(file: Optional[str] = None, env: Optional[str] = None, prompt: bool = False, *,
                  confirm: bool = False, getpass_fn: Callable[[str], str] = getpass.getpass) -> Passcode:
     """Exactly one of `file`, `env`, `prompt`."""
-    given = sum(x is not None and x is not False for x in (file, env, prompt or None))
-    if given != 1:
+    if (file is not None) + (env is not None) + bool(prompt) != 1:
         raise PasscodeError("give exactly one of --passcode-file, --passcode-env, --passcode-prompt")
     if file is not None:
         return passcode_from_file(file)
