@@ -586,6 +586,28 @@ def test_cli_vault_options(small, tmp_path, capsys):
             assert b"1234567" not in (tmp_path / name).read_bytes()
 
 
+def test_cli_passcode_prompt_and_nothing_logged(small, tmp_path, monkeypatch, capsys):
+    """--passcode-prompt asks twice when making a vault, once when restoring; with -v (debug log)
+    the passcode appears in no output and no file."""
+    import getpass
+
+    folder, src, tracks, *_ = small
+    secret = "prompted passcode 42"
+    answers = iter([secret, secret, secret])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    out = tmp_path / "o.mp4"
+    assert main(["-v", "anonymize", src, "-o", str(out), "--tracks", tracks, "--passcode-prompt"]) == 0
+    assert main(["-v", "restore", str(out), "--passcode-prompt", "-o", str(tmp_path / "r.mp4")]) == 0
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    for name in os.listdir(tmp_path):
+        assert secret.encode() not in (tmp_path / name).read_bytes()
+    answers = iter(["one passcode", "another one"])
+    assert main(["anonymize", src, "-o", str(tmp_path / "x.mp4"), "--tracks", tracks, "--passcode-prompt",
+                 "-q"]) == 2
+    assert "differ" in capsys.readouterr().err and not (tmp_path / "x.mp4").exists()
+
+
 # -- property tests ----------------------------------------------------------------------------------
 record_bytes = st.one_of(
     st.binary(max_size=400),

@@ -126,8 +126,9 @@ def passcode_from_env(name: str, environ: Optional[dict] = None) -> Passcode:
     return Passcode(value)
 
 
-def passcode_from_prompt(confirm: bool, getpass_fn: Callable[[str], str] = getpass.getpass) -> Passcode:
+def passcode_from_prompt(confirm: bool, getpass_fn: Optional[Callable[[str], str]] = None) -> Passcode:
     """Ask on the terminal (no echo); with `confirm`, ask twice and require the same answer."""
+    getpass_fn = getpass_fn or getpass.getpass
     try:
         first = getpass_fn("vidgan passcode: ")
         if confirm:
@@ -142,7 +143,7 @@ def passcode_from_prompt(confirm: bool, getpass_fn: Callable[[str], str] = getpa
 
 
 def get_passcode(file: Optional[str] = None, env: Optional[str] = None, prompt: bool = False, *,
-                 confirm: bool = False, getpass_fn: Callable[[str], str] = getpass.getpass) -> Passcode:
+                 confirm: bool = False, getpass_fn: Optional[Callable[[str], str]] = None) -> Passcode:
     """Exactly one of `file`, `env`, `prompt`."""
     if (file is not None) + (env is not None) + bool(prompt) != 1:
         raise PasscodeError("give exactly one of --passcode-file, --passcode-env, --passcode-prompt")
