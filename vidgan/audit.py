@@ -95,7 +95,7 @@ def audit_available() -> bool:
 @dataclass(frozen=True)
 class AuditOptions:
     every: int = 1  # judge every n-th frame of the original
-    cnn: bool = False  # add dlib's CNN (MMOD) detector to HOG: finds more turned faces, ~10x slower
+    cnn: bool = False  # add dlib's CNN (MMOD) detector to HOG: finds more turned faces, 10-15x slower
     max_width: int = 960  # frames wider than this are downscaled before detection
     upsample: int = 1  # detector upsampling (each step halves the smallest findable face, 4x cost)
     iou_leak: float = IOU_LEAK

@@ -438,7 +438,7 @@ def add_audit_parser(sub) -> None:
     g.add_argument("--end", type=parse_time, help="judge frames before this time")
     g.add_argument("--max-frames", type=_positive_int, metavar="N", help="judge at most N frames")
     g.add_argument("--cnn", action="store_true", help="add dlib's CNN face detector (more turned faces; "
-                   "about 10x slower on CPU)")
+                   "10-15x slower on CPU)")
     g.add_argument("--max-width", type=_positive_int, default=960, metavar="PX",
                    help="downscale wider frames to this width for detection (default 960)")
     g.add_argument("--upsample", type=int, choices=[0, 1, 2], default=1,
