@@ -102,6 +102,13 @@ def package_version(python: Optional[Path], package: str) -> Optional[str]:
 # =============================================================================================
 # Machine
 # =============================================================================================
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict:
     model = "unknown"
     try:
@@ -111,11 +118,7 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": usable,
+    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": usable_cores(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "python": sys.version.split()[0], "vidgan_commit": git_commit()}
 
@@ -217,11 +220,13 @@ class Run:
     error: Optional[str] = None
     note: Optional[str] = None
     command: Optional[list] = None
+    load_before: Optional[float] = None  # 1-minute load average when it started (shared machines)
 
 
 def timed(cmd: list, output: Path, log: Path, timeout: float, note: Optional[str] = None) -> Run:
     """Run `cmd`, time it, and call it a success only if it exits 0 and leaves a non-empty output."""
-    run = Run(output=str(output), note=note, command=[str(c) for c in cmd])
+    run = Run(output=str(output), note=note, command=[str(c) for c in cmd], load_before=os.getloadavg()[0])
+    output.unlink(missing_ok=True)  # a stale file from an earlier --keep run must not count as success
     t0 = time.perf_counter()
     try:
         with open(log, "wb") as fh:
@@ -275,6 +280,7 @@ def run_deface(src: Path, workdir: Path, args, deface_python: Optional[Path], en
     if ext in DEFACE_VIDEO_MIME_FIX:
         # deface decides video vs image by MIME type and would write one still frame for a GIF.
         given = workdir / f"input-for-deface{ext}.mp4"
+        given.unlink(missing_ok=True)
         given.symlink_to(src)
         notes.append(f"input passed as a .mp4-named link (deface treats {ext} as a still image)")
     cmd = [str(deface_python.parent / "deface"), str(given), "-o", str(dst), "--keep-audio"]
@@ -467,10 +473,11 @@ def overall_row(results: list) -> list[str]:
         exact = sum(1 for r in with_audio if r.get("faithfulness", {}).get(tool, {}).get("audio") == "exact")
         return f"{exact}/{len(with_audio)} exact"
 
-    gt = sum((r.get("judge") or {}).get("gt_faces", 0) for r in results)
+    judged = [(r.get("judge") or {}).get("gt_faces") for r in results]
+    gt = str(sum(g for g in judged if g is not None)) if any(g is not None for g in judged) else "-"
     return ["OVERALL", str(sum(r["frames"] for r in results)), fmt(v), fmt(d), fmt(vd, 2), fmt(t),
             fmt(vt, 2), pair(frames_ok("vidgan"), frames_ok("deface")),
-            pair(audio_ok("vidgan"), audio_ok("deface")), "", summed("vidgan"), summed("deface"), str(gt)]
+            pair(audio_ok("vidgan"), audio_ok("deface")), "", summed("vidgan"), summed("deface"), gt]
 
 
 HEADER = ["clip", "frames", "vidgan fps", "deface fps", "vidgan/deface", "transcode fps",
@@ -538,20 +545,23 @@ LEGEND = ("fps = input frames / wall-clock seconds of the whole command (start-u
 # =============================================================================================
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", nargs="+", metavar="CLIP", help=f"clip names or paths (default: {' '.join(DEFAULT_CLIPS)})")
+    ap.add_argument("--clips", nargs="+", metavar="CLIP",
+                    help=f"clip names (looked up in --videos) or paths; default: {' '.join(DEFAULT_CLIPS)}")
     ap.add_argument("--quick", action="store_true", help=f"only {' and '.join(QUICK_CLIPS)}")
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder clip names are looked up in")
-    ap.add_argument("--vidgan-args", default="", help='extra arguments for vidgan anonymize, e.g. "--mode pixelate"')
+    ap.add_argument("--vidgan-args", default="",
+                    help='extra arguments for vidgan anonymize; attach with "=": --vidgan-args="--mode pixelate"')
     ap.add_argument("--vidgan-cmd", help="command template replacing the vidgan CLI call; {input} and "
                                          "{output} are substituted (e.g. to benchmark another checkout)")
     ap.add_argument("--every", type=int, help="judge every k-th frame (default: 1 under 200 frames, else 3)")
     ap.add_argument("--cnn", action="store_true", help="also judge with dlib's CNN face detector (slow)")
-    ap.add_argument("--judge-jobs", type=int, default=len(os.sched_getaffinity(0)),
+    ap.add_argument("--judge-jobs", type=int, default=usable_cores(),
                     help="processes the judge splits frames over (default: usable cores; not timed)")
     ap.add_argument("--no-judge", action="store_true", help="timings and faithfulness only")
     ap.add_argument("--json", type=Path, help="write all results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the table as markdown here")
-    ap.add_argument("--keep", type=Path, metavar="DIR", help="keep outputs and logs in DIR (default: temp, deleted)")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="keep outputs and logs in DIR (default: a temporary folder, deleted)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per tool per clip")
     ap.add_argument("--judge-timeout", type=float, default=3600, help="seconds allowed for judging one clip")
     ap.add_argument("--setup-only", action="store_true", help="build the helper environments and exit")
@@ -573,7 +583,7 @@ def resolve_clips(args) -> list[Path]:
 def print_header(machine: dict, versions: dict) -> None:
     print(f"machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
           f"load average at start {machine['load_average_at_start']}")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), flush=True)
 
 
 def write_reports(args, machine: dict, versions: dict, results: list, rows: list, note_lines: list) -> None:
@@ -619,6 +629,7 @@ def main(argv=None) -> int:
             shutil.rmtree(workroot, ignore_errors=True)
     if not results:
         return 1
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     rows = table_rows(results)
     note_lines = notes(results)
     print()
@@ -627,6 +638,7 @@ def main(argv=None) -> int:
     print(LEGEND)
     for line in note_lines:
         print(f"  * {line}")
+    print(f"load average at end: {machine['load_average_at_end']}")
     if args.keep:
         print(f"outputs and logs kept in {workroot}")
     write_reports(args, machine, versions, results, rows, note_lines)

@@ -7,8 +7,8 @@ Runs in its own virtualenv (dlib-bin, face-recognition-models, av, numpy, opencv
 For every k-th input frame:
   * ground truth = faces dlib finds in the input frame (HOG, upsample 1; plus the CNN detector
     with --cnn, merged);
-  * the output frame shown at the same time is looked up (timestamps, not indices, so CFR outputs of
-    VFR inputs line up), rotated upright like the input and resized to it when its size differs;
+  * the output frame nearest in time is looked up (timestamps, not indices, so CFR outputs of VFR
+    inputs line up), rotated upright like the input and resized to it when its size differs;
   * a ground-truth face is a *detect leak* when a detector still finds a face in the output whose box
     overlaps it (IoU > 0.3; searched in a window of 1.5 face sizes around it, which is what makes
     1080p affordable), and an *identity leak* when the dlib face descriptor computed on the output at
@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import sys
 import time
+import warnings
 from typing import Iterator, Optional
 
 import av
@@ -33,19 +34,16 @@ import cv2
 import dlib
 import numpy as np
 
-try:  # face_recognition_models imports pkg_resources, which warns on import
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=UserWarning)  # face_recognition_models -> pkg_resources
+try:
     import face_recognition_models as frm
-except ImportError as exc:  # pragma: no cover - env problem, reported as JSON by main()
+except ImportError as exc:  # an environment problem, reported as JSON by main()
     frm = None
     _FRM_ERROR = str(exc)
 
 IOU_LEAK = 0.3
 SAME_PERSON = 0.6
 IOU_SAME_FACE = 0.5  # HOG and CNN boxes of one face
-TIME_EPS = 0.005  # seconds: timestamps closer than this are the same instant
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -57,29 +55,32 @@ def upright_frames(path: str) -> Iterator[tuple[float, np.ndarray]]:
         index = 0
         for frame in container.decode(stream):
             t = frame.time if frame.time is not None else index / float(stream.average_rate or 30)
-            img = frame.to_ndarray(format="rgb24")
+            img = frame.to_ndarray(format="rgb24")  # a strided view when rows are padded (700 px wide)
             k = (int(getattr(frame, "rotation", 0) or 0) // 90) % 4
             if k:
-                img = np.ascontiguousarray(np.rot90(img, k=k))
-            yield t, img
+                img = np.rot90(img, k=k)
+            yield t, np.ascontiguousarray(img)  # dlib only takes contiguous arrays
             index += 1
 
 
-class ShownAt:
-    """Walks an output in step with the input: the output frame on screen at a given time."""
+class NearestFrame:
+    """Walks an output in step with the input: the output frame nearest in time to an input frame.
+
+    Nearest rather than "on screen at": outputs re-timed to a constant rate (deface) carry
+    timestamps a few milliseconds off the input's, which would otherwise pick the previous frame.
+    """
 
     def __init__(self, path: str):
         self.frames = upright_frames(path)
-        self.current: Optional[tuple[float, np.ndarray]] = None
-        self.next = next(self.frames, None)
+        self.before: Optional[tuple[float, np.ndarray]] = None  # last frame at or before t
+        self.after = next(self.frames, None)  # first frame after t
 
     def at(self, t: float) -> Optional[np.ndarray]:
-        while self.next is not None and self.next[0] <= t + TIME_EPS:
-            self.current = self.next
-            self.next = next(self.frames, None)
-        if self.current is None:  # output starts later than the input: take its first frame
-            return self.next[1] if self.next is not None else None
-        return self.current[1]
+        while self.after is not None and self.after[0] <= t:
+            self.before = self.after
+            self.after = next(self.frames, None)
+        candidates = [f for f in (self.before, self.after) if f is not None]
+        return min(candidates, key=lambda f: abs(f[0] - t))[1] if candidates else None
 
 
 # -- dlib --------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def judge_shard(input_path: str, outputs: dict[str, str], every: int, use_cnn: b
     cursors, tallies, errors = {}, {}, {}
     for name, path in outputs.items():
         try:
-            cursors[name] = ShownAt(path)
+            cursors[name] = NearestFrame(path)
             tallies[name] = new_tally()
         except (av.error.FFmpegError, IndexError, OSError) as exc:
             errors[name] = f"cannot decode output: {exc}"
@@ -177,14 +178,18 @@ def judge_shard(input_path: str, outputs: dict[str, str], every: int, use_cnn: b
         if index % every or (index // every) % shards != shard:
             continue
         part["frames_judged"] += 1
-        faces = [(rect, *judge.describe(img_in, rect)) for rect in judge.detect(img_in)]
+        try:
+            faces = [(rect, *judge.describe(img_in, rect)) for rect in judge.detect(img_in)]
+        except (RuntimeError, TypeError, ValueError) as exc:
+            errors.setdefault("input", f"frame {index} skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+            continue
         part["gt_faces"] += len(faces)
         part["frames_with_faces"] += bool(faces)
         for name in list(cursors):
             try:
                 judge_output(judge, t, index, faces, img_in, cursors[name].at(t), tallies[name])
-            except (av.error.FFmpegError, RuntimeError) as exc:
-                errors[name] = f"failed at frame {index}: {exc}"
+            except (av.error.FFmpegError, RuntimeError, TypeError, ValueError) as exc:
+                errors[name] = f"failed at frame {index}: {exc.__class__.__name__}: {str(exc)[:200]}"
                 del cursors[name]
         if part["frames_judged"] % 10 == 0:
             print(f"  judge[{shard}]: frame {index}, {part['gt_faces']} faces so far", file=sys.stderr, flush=True)
