@@ -365,28 +365,33 @@ def cmd_restore(args) -> int:
     return EXIT_OK
 
 
+def _frame_bar(desc: str, quiet: bool, leave: bool = True):
+    """A tqdm bar for one file's frames: returns (progress(done, total), close())."""
+    if quiet:
+        return (lambda done, total: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="frame", leave=leave)
+
+    def progress(done, total):
+        if total and bar.total != total and done <= total:
+            bar.total = total
+        bar.n = done
+        if done % 5 == 0:
+            bar.refresh()
+
+    return progress, bar.close
+
+
 def cmd_detect(args) -> int:
     from .pipeline import AnonymizeOptions, Pipeline
 
     pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every))
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=os.path.basename(args.input)[:40], unit="frame")
-
-    def progress(done, total):
-        if bar is not None:
-            if total and bar.total != total and done <= total:
-                bar.total = total
-            bar.n = done
-            bar.refresh() if done % 10 == 0 else None
-
+    progress, close = _frame_bar(os.path.basename(args.input)[:40], args.quiet)
     try:
         doc = pipe.detect(args.input, progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     tmp = args.json + ".partial"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -459,25 +464,12 @@ def _audit_options(args, **over):
 
 
 def _run_audit(auditor, original, anonymized, quiet, report_dir=None, json_path=None):
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=f"audit {os.path.basename(anonymized)[:34]}", unit="frame", leave=False)
-
-    def progress(done, total):
-        if bar is not None:
-            if total and bar.total != total and done <= total:
-                bar.total = total
-            bar.n = done
-            bar.refresh() if done % 5 == 0 else None
-
+    progress, close = _frame_bar(f"audit {os.path.basename(anonymized)[:34]}", quiet, leave=False)
     try:
         report = auditor.audit(original, anonymized, report_dir=report_dir, json_path=json_path,
                                progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     print(report.summary())
     return report
 
