@@ -14,12 +14,12 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import Cancelled, MediaError, OutputError, UsageError, VidganError
+from .errors import Cancelled, UsageError
 from .faces import DetectorOptions, FaceDetector, Tracker, TrackerOptions
 from .hooks import FrameObserver
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
