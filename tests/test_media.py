@@ -21,10 +21,11 @@ import pytest
 from conftest import (MARKER, SHARED_DATA, audio_packets, make_audio_only, make_clip, video_path,
                       video_times)
 
-assert MARKER == (0, 0, 255)  # assert_marker_at looks for a pure blue block
-from vidgan.errors import MediaError, OutputError
-from vidgan.media import (EncodeOptions, VideoReader, VideoWriter, check_output_path,
+from vidgan.errors import MediaError, OutputError  # noqa: E402
+from vidgan.media import (EncodeOptions, VideoReader, VideoWriter, check_output_path,  # noqa: E402
                           output_format_for, probe, read_frame)
+
+assert MARKER == (0, 0, 255)  # assert_marker_at looks for a pure blue block
 
 # -- helpers -----------------------------------------------------------------------------------------
 

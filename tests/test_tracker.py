@@ -258,8 +258,8 @@ def scenarios(draw):
     n_faces = draw(st.integers(0, 3))
     faces = []
     for _ in range(n_faces):
-        x = draw(st.floats(0, 400)); y = draw(st.floats(0, 300))
-        vx = draw(st.floats(-12, 12)); vy = draw(st.floats(-6, 6))
+        x, y = draw(st.floats(0, 400)), draw(st.floats(0, 300))
+        vx, vy = draw(st.floats(-12, 12)), draw(st.floats(-6, 6))
         size = draw(st.floats(8, 120))
         seen = draw(st.lists(st.booleans(), min_size=n, max_size=n))
         faces.append((x, y, vx, vy, size, seen))

@@ -7,14 +7,15 @@ Exit codes: 0 all inputs ok, 1 some inputs failed, 2 usage error, 3 wrong passco
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
-from .errors import EXIT_FAILED, EXIT_LEAK, EXIT_OK, EXIT_USAGE, UsageError, VidganError
+from .. import __version__
+from ..errors import EXIT_FAILED, EXIT_LEAK, EXIT_OK, EXIT_USAGE, UsageError, VidganError
 
 EPILOG = """exit codes: 0 all inputs processed, 1 some inputs failed (the others completed),
 2 usage error, 3 wrong passcode or damaged vault, 4 audit found a leak"""
@@ -92,6 +93,13 @@ def add_passcode_args(p: argparse.ArgumentParser, making: bool) -> None:
                        help="accept a passcode shorter than 8 characters")
     else:
         g.add_argument("--vault", metavar="PATH", help="the vault (default: INPUT.vault)")
+
+
+# Commands that live in their own module of this package (vidgan/cli/<name>.py). Each module has
+# `register(sub)`, which adds its subparser(s) and sets `func=` to the function that runs them
+# (taking the parsed args, returning an exit code). The module imports the library lazily inside
+# that function so `vidgan --help` stays fast.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,20 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     add_gui_parser(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def _detector_options(args):
-    from .faces import DetectorOptions
+    from ..faces import DetectorOptions
 
     return DetectorOptions(threshold=args.threshold, min_face=args.min_face, device=args.device,
                            batch_size=args.batch_size)
 
 
 def _anonymize_options(args):
-    from .media import EncodeOptions
-    from .ops import MaskOptions, parse_color
-    from .pipeline import AnonymizeOptions
+    from ..media import EncodeOptions
+    from ..ops import MaskOptions, parse_color
+    from ..pipeline import AnonymizeOptions
 
     try:
         color = parse_color(args.color)
@@ -249,11 +259,11 @@ class _Bars:
 
 
 def cmd_anonymize(args) -> int:
-    from .batch import collect_inputs, plan_jobs, run_batch
+    from ..batch import collect_inputs, plan_jobs, run_batch
 
     options = _anonymize_options(args)
     if args.audit:
-        from .audit import load_dlib
+        from ..audit import load_dlib
 
         load_dlib()  # fail before anonymizing when the judge is not installed
     inputs = collect_inputs(args.inputs, recursive=args.recursive)
@@ -298,7 +308,7 @@ def cmd_anonymize(args) -> int:
 
 
 def _passcode(args, making: bool):
-    from .keys import get_passcode
+    from ..keys import get_passcode
 
     return get_passcode(args.passcode_file, args.passcode_env, args.passcode_prompt, confirm=making)
 
@@ -315,7 +325,7 @@ def _vault_observers(args, jobs):
         return None, {}
     if args.vault and len(jobs) != 1:
         raise UsageError(f"--vault takes one input, got {len(jobs)}; vaults go beside each output by default")
-    from .vault import VaultOptions, VaultWriter, default_vault_path
+    from ..vault import VaultOptions, VaultWriter, default_vault_path
 
     passcode = _passcode(args, making=True).check_policy(allow_weak=args.allow_weak_passcode)
     options = VaultOptions(lossless=args.lossless,
@@ -330,8 +340,8 @@ def _vault_observers(args, jobs):
 
 
 def cmd_restore(args) -> int:
-    from .media import EncodeOptions
-    from .vault import default_vault_path, restore
+    from ..media import EncodeOptions
+    from ..vault import default_vault_path, restore
 
     try:
         encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset)
@@ -384,7 +394,7 @@ def _frame_bar(desc: str, quiet: bool, leave: bool = True):
 
 
 def cmd_detect(args) -> int:
-    from .pipeline import AnonymizeOptions, Pipeline
+    from ..pipeline import AnonymizeOptions, Pipeline
 
     pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every))
     progress, close = _frame_bar(os.path.basename(args.input)[:40], args.quiet)
@@ -405,8 +415,8 @@ def cmd_detect(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import ensure_dir, make_demo_clip, side_by_side
-    from .pipeline import anonymize_file
+    from ..demo import ensure_dir, make_demo_clip, side_by_side
+    from ..pipeline import anonymize_file
 
     folder = ensure_dir(args.out_dir)
     clip = make_demo_clip(os.path.join(folder, "astronaut.mp4"))
@@ -454,7 +464,7 @@ def add_audit_parser(sub) -> None:
 
 
 def _audit_options(args, **over):
-    from .audit import AuditOptions
+    from ..audit import AuditOptions
 
     kw = dict(every=args.every, cnn=args.cnn, max_width=args.max_width, upsample=args.upsample,
               start=args.start, end=args.end, max_frames=args.max_frames, tracks_file=args.tracks,
@@ -475,7 +485,7 @@ def _run_audit(auditor, original, anonymized, quiet, report_dir=None, json_path=
 
 
 def cmd_audit(args) -> int:
-    from .audit import Auditor
+    from ..audit import Auditor
 
     auditor = Auditor(_audit_options(args))
     report = _run_audit(auditor, args.original, args.anonymized, args.quiet, args.report, args.json)
@@ -484,7 +494,7 @@ def cmd_audit(args) -> int:
 
 def _audit_outputs(args, files) -> int:
     """`anonymize --audit`: audit each output (over the processed --start/--end range); 4 if any leaked."""
-    from .audit import AuditOptions, Auditor
+    from ..audit import AuditOptions, Auditor
 
     if not files:
         return 0
@@ -546,6 +556,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_audit(args)
         if args.command == "gui":
             return cmd_gui(args)
+        if getattr(args, "func", None) is not None:
+            return args.func(args)
     except VidganError as exc:
         print(f"vidgan: error: {exc}", file=sys.stderr)
         return exc.exit_code
