@@ -9,8 +9,6 @@ audits sample frames.
 from __future__ import annotations
 
 import json
-import os
-from fractions import Fraction
 
 import av
 import numpy as np

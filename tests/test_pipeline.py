@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from fractions import Fraction
 
 import av
 import numpy as np
