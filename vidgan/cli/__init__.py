@@ -95,11 +95,19 @@ def add_passcode_args(p: argparse.ArgumentParser, making: bool) -> None:
         g.add_argument("--vault", metavar="PATH", help="the vault (default: INPUT.vault)")
 
 
-# Commands that live in their own module of this package (vidgan/cli/<name>.py). Each module has
-# `register(sub)`, which adds its subparser(s) and sets `func=` to the function that runs them
-# (taking the parsed args, returning an exit code). The module imports the library lazily inside
-# that function so `vidgan --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ()
+def command_modules():
+    """Commands that live in their own module of this package (vidgan/cli/<name>.py), found by
+    listing the package: a module with `register(sub)` adds its subparser(s) and sets `func=` to the
+    function that runs them (parsed args in, exit code out). Such modules import the library lazily
+    inside that function so `vidgan --help` stays fast."""
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            yield module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     add_gui_parser(sub)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    for module in command_modules():
+        module.register(sub)
     return parser
 
 

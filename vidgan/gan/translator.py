@@ -1,0 +1,115 @@
+"""A trained generator ready to apply: the one contract between training (vidgan.gan) and its users
+(`vidgan translate`, GAN de-identification, the GUI).
+
+Checkpoint format (`torch.save` of a dict, loaded with weights_only=True):
+    {"format": "vidgan-generator/1",
+     "arch": str, "arch_kwargs": dict,        # build_generator(arch, **arch_kwargs) rebuilds the net
+     "state_dict": dict,                      # generator weights only (no optimiser, no D)
+     "meta": {"name": str, "task": "pix2pix"|"cyclegan"|"sr", "input_mode": "rgb"|"gray"|"labels",
+              "scale": int, "size": int, "faces": bool, ...free-form extras: data, metrics}}
+Training checkpoints (with optimisers, for --resume) are a different, larger file; export the
+generator with `save_translator` for shipping.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "vidgan-generator/1"
+TASKS = ("pix2pix", "cyclegan", "sr")
+INPUT_MODES = ("rgb", "gray", "labels")
+
+
+def models_dir() -> Path:
+    """Where shipped models live: $VIDGAN_MODELS, else `models/` at the top of the source tree."""
+    env = os.environ.get("VIDGAN_MODELS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Translator:
+    """A generator in eval mode on its device. Call it on N,3,H,W float RGB in [0, 1]; get
+    N,3,H*scale,W*scale float RGB in [0, 1] back (no grad). Input conversion (to gray for `gray`
+    models, to [-1, 1]) happens here, so callers only ever deal with RGB in [0, 1]."""
+
+    net: torch.nn.Module
+    name: str
+    task: str
+    input_mode: str
+    scale: int
+    size: int
+    faces: bool
+    device: torch.device
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_mode == "gray":
+            w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+            x = (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+        return x * 2 - 1
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected N,3,H,W, got {tuple(x.shape)}")
+        x = x.to(self.device, torch.float32)
+        y = self.net(self.prepare(x))
+        return ((y.float() + 1) / 2).clamp_(0, 1)
+
+
+def save_translator(path: str | os.PathLike, net: torch.nn.Module, arch: str, arch_kwargs: dict,
+                    meta: dict) -> None:
+    missing = {"name", "task", "input_mode", "scale", "size", "faces"} - set(meta)
+    if missing:
+        raise ValueError(f"generator meta lacks {sorted(missing)}")
+    if meta["task"] not in TASKS or meta["input_mode"] not in INPUT_MODES:
+        raise ValueError(f"bad task/input_mode: {meta['task']!r}/{meta['input_mode']!r}")
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    tmp = f"{path}.part"
+    torch.save({"format": FORMAT, "arch": arch, "arch_kwargs": dict(arch_kwargs), "state_dict": state,
+                "meta": dict(meta)}, tmp)
+    os.replace(tmp, path)
+
+
+def find_model(name_or_path: str) -> Path:
+    """A path to a generator file, or the name of a folder in models/ (models/NAME/generator.pt)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    cand = models_dir() / name_or_path / "generator.pt"
+    if cand.is_file():
+        return cand
+    known = sorted(d.name for d in models_dir().glob("*") if (d / "generator.pt").is_file())
+    raise FileNotFoundError(f"no model {name_or_path!r}: not a file, and not one of models/ "
+                            f"({', '.join(known) or 'none trained yet'})")
+
+
+def load_translator(name_or_path: str, device: str | torch.device = "auto") -> Translator:
+    from .nets import build_generator
+
+    path = find_model(name_or_path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a vidgan generator file ({FORMAT})")
+    net = build_generator(ckpt["arch"], **ckpt["arch_kwargs"])
+    net.load_state_dict(ckpt["state_dict"])
+    dev = resolve_device(device)
+    net.to(dev).eval()
+    m = ckpt["meta"]
+    return Translator(net=net, name=m["name"], task=m["task"], input_mode=m["input_mode"], scale=int(m["scale"]),
+                      size=int(m["size"]), faces=bool(m["faces"]), device=dev, meta=m)
