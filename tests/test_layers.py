@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Lower number = higher layer. A module may import from its own layer or any layer below.
 LAYERS = [
     (1, ("vidgan.cli", "vidgan.__main__", "gui")),
-    (2, ("vidgan.batch", "vidgan.pipeline", "vidgan.demo")),
+    (2, ("vidgan.batch", "vidgan.pipeline", "vidgan.demo", "vidgan.translate", "vidgan.distributed")),
     (3, ("vidgan.ops", "vidgan.hooks", "vidgan.vault", "vidgan.audit", "vidgan.deepfake", "vidgan.gan")),
     (4, ("vidgan.media", "vidgan.faces", "vidgan.temporal")),
     (5, ("vidgan.types", "vidgan.errors", "vidgan.keys", "vidgan")),
