@@ -1,0 +1,172 @@
+"""vidgan.temporal: optical flow, warping, occlusion masks, flow-guided smoothing and the
+warping-error metric, on synthetic sequences whose true motion is known."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vidgan.temporal import (FlowEstimator, FlowOptions, SmoothOptions, TemporalSmoother, WarpingError,
+                             clip_warping_error, motion, occlusion_mask, resize_flow, warp)
+
+
+def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB texture (blurred noise): plenty of structure for optical flow."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((h, w, 3)).astype(np.float32) * 255
+    img = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    img = (img - img.min()) / (img.max() - img.min()) * 255
+    return img.astype(np.uint8)
+
+
+def shifted(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """img moved by (dx, dy): out(x, y) = img(x - dx, y - dy)."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_flow_recovers_a_known_shift_and_warping_undoes_it(method):
+    prev = texture(120, 160)
+    cur = shifted(prev, 3.0, -2.0)
+    est = FlowEstimator(FlowOptions(method=method, max_side=160))
+    flow = est.flow(est.gray(cur), est.gray(prev))
+    inner = flow[20:-20, 20:-20]
+    # cur(p) = prev(p - (3, -2)): the backward flow is (-3, +2) everywhere
+    assert np.median(inner[..., 0]) == pytest.approx(-3.0, abs=0.25)
+    assert np.median(inner[..., 1]) == pytest.approx(2.0, abs=0.25)
+    back = warp(prev, flow)
+    err_warped = np.abs(back.astype(float) - cur)[20:-20, 20:-20].mean()
+    err_raw = np.abs(prev.astype(float) - cur)[20:-20, 20:-20].mean()
+    assert err_warped < 0.25 * err_raw
+
+
+def test_flow_on_a_downscaled_grid_scales_back_up():
+    prev = texture(240, 320, seed=1)
+    cur = shifted(prev, 6.0, 4.0)
+    est = FlowEstimator(FlowOptions(max_side=160))
+    small = est.flow(est.gray(cur), est.gray(prev))
+    assert small.shape[:2] == (120, 160)
+    full = resize_flow(small, 240, 320)
+    assert np.median(full[40:-40, 40:-40, 0]) == pytest.approx(-6.0, abs=0.5)
+    assert np.median(full[40:-40, 40:-40, 1]) == pytest.approx(-4.0, abs=0.5)
+
+
+def test_torch_grid_sample_warp_matches_opencv_remap():
+    img = texture(50, 70, seed=2).astype(np.float32)
+    rng = np.random.default_rng(3)
+    flow = (rng.random((50, 70, 2)).astype(np.float32) - 0.5) * 6
+    a = warp(img, flow)
+    b = warp(torch.from_numpy(img).permute(2, 0, 1), flow).permute(1, 2, 0).numpy()
+    assert np.abs(a - b)[3:-3, 3:-3].max() < 0.05
+
+
+def test_occlusion_mask_marks_inconsistent_and_outside_flow():
+    h, w = 40, 60
+    bw = np.zeros((h, w, 2), np.float32)
+    fw = np.zeros((h, w, 2), np.float32)
+    # in the previous frame a block at x 20..30 moved right by 8; in the current frame the strip
+    # x 20..28 shows background again (its backward flow is 0, but prev's flow there says +8)
+    fw[10:30, 20:30, 0] = 8.0
+    bw[10:30, 28:38, 0] = -8.0  # the block itself, now at x 28..38, consistent
+    bw[:, 55:, 0] = 10.0  # flow that leaves the frame
+    valid = occlusion_mask(bw, fw)
+    assert valid[10:30, 20:28].max() == 0  # disoccluded
+    assert valid[10:30, 30:37].min() == 1  # moved but consistent
+    assert valid[:, 55:].max() == 0  # leaves the frame
+    assert valid[35:, :50].min() == 1  # static background
+
+
+def test_estimated_occlusion_finds_disoccluded_background():
+    bg = texture(120, 160, seed=4)
+    fg = texture(40, 40, seed=5)
+    prev, cur = bg.copy(), bg.copy()
+    prev[40:80, 40:80] = fg
+    cur[40:80, 52:92] = fg  # the square moved 12 px right: x 40..52 is background again
+    est = FlowEstimator(FlowOptions(max_side=160))
+    m = motion(est.gray(cur), est.gray(prev), est)
+    assert m.valid[44:76, 42:50].mean() < 0.5
+    assert m.valid[5:30, 5:150].mean() > 0.9
+
+
+def flickering_sequence(n: int = 10, h: int = 96, w: int = 128):
+    """Inputs: a texture panning 2 px per frame. 'Per-frame translation': the input with a random
+    global brightness flicker and fresh per-pixel noise each frame (what an unstable network does)."""
+    base = texture(h, w + 2 * n, seed=6)
+    rng = np.random.default_rng(7)
+    inputs, clean, noisy = [], [], []
+    for t in range(n):
+        frame = np.ascontiguousarray(base[:, 2 * t:2 * t + w])
+        inputs.append(frame)
+        target = 255 - frame  # a deterministic "translation"
+        clean.append(target)
+        flicker = rng.normal(0, 8) + rng.normal(0, 6, target.shape)
+        noisy.append(np.clip(target + flicker, 0, 255).astype(np.uint8))
+    return inputs, clean, noisy
+
+
+def test_smoothing_halves_the_warping_error_of_a_flickering_sequence():
+    inputs, clean, noisy = flickering_sequence()
+    smoother = TemporalSmoother(SmoothOptions(alpha=0.7))
+    smoothed = [smoother.step(i, o) for i, o in zip(inputs, noisy)]
+    e_clean = clip_warping_error(inputs, clean)
+    e_noisy = clip_warping_error(inputs, noisy)
+    e_smooth = clip_warping_error(inputs, smoothed)
+    assert e_clean < 0.3 * e_noisy  # the metric sees the flicker, not the motion
+    assert e_smooth < 0.5 * e_noisy
+    # ... and smoothing moved the output toward the clean translation, not away (no ghosting)
+    dist = lambda seq: np.mean([np.abs(a.astype(float) - b)[8:-8, 8:-8].mean()  # noqa: E731
+                                for a, b in zip(seq[3:], clean[3:])])
+    assert dist(smoothed) < dist(noisy)
+
+
+def test_warping_error_tracks_several_versions_with_one_flow():
+    inputs, clean, noisy = flickering_sequence(n=5)
+    we = WarpingError(["clean", "noisy"])
+    for i, c, o in zip(inputs, clean, noisy):
+        we.update(i, {"clean": c, "noisy": o})
+    res = we.mean()
+    assert len(we.errors["noisy"]) == 4
+    assert res["clean"] < res["noisy"]
+    assert res["noisy"] == pytest.approx(clip_warping_error(inputs, noisy))
+
+
+def test_region_limits_blending_and_alpha_zero_is_identity():
+    inputs, _, noisy = flickering_sequence(n=4)
+    region = np.zeros(noisy[0].shape[:2], np.float32)
+    region[30:60, 40:80] = 1.0
+    smoother = TemporalSmoother(SmoothOptions(alpha=0.8))
+    outs = [smoother.step(i, o, region=region) for i, o in zip(inputs, noisy)]
+    outside = region == 0
+    for o, n in zip(outs, noisy):
+        assert np.array_equal(o[outside], n[outside])
+    assert not np.array_equal(outs[-1][30:60, 40:80], noisy[-1][30:60, 40:80])
+    plain = TemporalSmoother(SmoothOptions(alpha=0.0))
+    assert all(np.array_equal(plain.step(i, o), o) for i, o in zip(inputs, noisy))
+
+
+def test_a_scene_cut_resets_instead_of_blending():
+    a, b = texture(96, 128, seed=8), texture(96, 128, seed=9)
+    smoother = TemporalSmoother(SmoothOptions(alpha=0.8))
+    smoother.step(a, a)
+    out = smoother.step(b, b)
+    assert np.array_equal(out, b)
+    assert smoother.cuts == 1
+
+
+def test_smoothing_an_upscaled_output_uses_the_scaled_flow():
+    inputs, clean, noisy = flickering_sequence(n=6, h=48, w=64)
+    up = [cv2.resize(x, (256, 192), interpolation=cv2.INTER_CUBIC) for x in noisy]
+    smoother = TemporalSmoother(SmoothOptions(alpha=0.7))
+    outs = [smoother.step(i, o) for i, o in zip(inputs, up)]
+    assert outs[-1].shape == (192, 256, 3)
+    assert clip_warping_error(inputs, outs) < 0.6 * clip_warping_error(inputs, up)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError):
+        SmoothOptions(alpha=1.0)
+    with pytest.raises(ValueError):
+        FlowOptions(method="lucas")
