@@ -250,8 +250,9 @@ def _files(root: str | Path, split: str, val_fraction: float, keep: Callable[[Pa
     files = list_images(sub) if sub is not None else split_files(list_images(root), split, val_fraction)
     if keep is not None:
         files = [f for f in files if keep(f)]
-    if limit is not None and split == "train":
-        files = files[:limit]
+    if limit is not None and split == "train" and len(files) > limit:
+        # a hash-ordered subset: taking the first names would take the ages that sort first (1_, 10_, ...)
+        files = sorted(sorted(files, key=lambda f: hashlib.sha1(f.name.encode()).digest())[:limit])
     if not files:
         raise FileNotFoundError(f"no {split} images in {root}")
     return files

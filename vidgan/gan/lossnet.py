@@ -13,6 +13,7 @@ Both return a list of feature maps (4 stages, coarser and coarser) for input in 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -240,6 +241,7 @@ def train_face_attr(cfg: LossnetConfig, log=print) -> dict[str, float]:
             os.replace(tmp, ckpt_path)
     m = evaluate_face_attr(net, vx, vages, vgenders, device)
     m.update(train_seconds=round(elapsed), n_train=len(x), n_val=len(vx))
+    (out / "metrics.json").write_text(json.dumps(m, indent=2))
     if cfg.export:
         export_face_attr(net, cfg, m)
     return m
