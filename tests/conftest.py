@@ -103,7 +103,8 @@ def make_clip(path, *, frames: int = 30, width: int = 64, height: int = 48, rate
               codec: Optional[str] = None, audio: Optional[str] = None, audio_rate: int = 48000,
               rotation: int = 0, pts: Optional[Sequence[int]] = None,
               time_base: Optional[Fraction] = None, metadata: Optional[dict] = None,
-              audio_metadata: Optional[dict] = None, pix_fmt: str = "yuv420p") -> str:
+              audio_metadata: Optional[dict] = None, pix_fmt: str = "yuv420p",
+              codec_options: Optional[dict] = None) -> str:
     """Write a small synthetic clip with PyAV and return its path.
 
     frames/width/height/rate: a `frames`-frame testsrc-like picture (default 1 s of 64x48 at 30 fps).
@@ -114,6 +115,7 @@ def make_clip(path, *, frames: int = 30, width: int = 64, height: int = 48, rate
     metadata: container metadata (title, creation_time, comment, ...); audio_metadata: the audio
     stream's (language, title, ...).
     pix_fmt: stored pixel format (yuv444p allows odd sizes with libx264).
+    codec_options: encoder options, e.g. {"g": "10"} for a key frame every 10 frames with libx264.
     """
     path = str(path)
     ext = os.path.splitext(path)[1].lower()
@@ -132,6 +134,8 @@ def make_clip(path, *, frames: int = 30, width: int = 64, height: int = 48, rate
         vs.pix_fmt = pix_fmt
         vs.codec_context.time_base = time_base
         vs.time_base = time_base
+        if codec_options:
+            vs.codec_context.options = dict(codec_options)
         if rotation:
             vs.set_display_rotation(rotation)
         aus = None
