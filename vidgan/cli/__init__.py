@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--strip-metadata", action="store_true",
                    help="do not copy container metadata (creation time, location, title...)")
     add_passcode_args(a, making=True)
+    from ._ray import add_ray_args
+
+    add_ray_args(a)
 
     # restore
     r = sub.add_parser("restore", help="put the original faces back from a passcode vault",
@@ -284,8 +287,16 @@ def cmd_anonymize(args) -> int:
                 os.makedirs(folder, exist_ok=True)
             except OSError:
                 pass  # reported per file as an unwritable output folder
+    if args.ray is not None and (args.passcode_file or args.passcode_env or args.passcode_prompt):
+        raise UsageError("--ray does not make passcode vaults (the passcode would travel to the workers); "
+                         "run vault batches without --ray")
     observers_for, vaults = _vault_observers(args, jobs)
-    bars = _Bars(len(jobs), args.quiet)
+    if args.ray is not None:
+        from ._ray import RayBar
+
+        bars = RayBar(len(jobs), args.quiet)
+    else:
+        bars = _Bars(len(jobs), args.quiet)
 
     def done(i, job, report):
         bars.done(i, job, report)
@@ -303,8 +314,14 @@ def cmd_anonymize(args) -> int:
                       file=sys.stderr)
 
     try:
-        report = run_batch(jobs, options, skip_existing=args.skip_existing, on_start=bars.start,
-                           on_progress=bars.progress, on_done=done, observers_for=observers_for)
+        if args.ray is not None:
+            from ..distributed import AnonymizeWork
+            from ._ray import run_on_ray
+
+            report = run_on_ray(args, jobs, AnonymizeWork(options), bars, done)
+        else:
+            report = run_batch(jobs, options, skip_existing=args.skip_existing, on_start=bars.start,
+                               on_progress=bars.progress, on_done=done, observers_for=observers_for)
     finally:
         bars.close()
     if args.json_report:
