@@ -1,0 +1,294 @@
+"""vidgan.deepfake: pseudo-fakes, aggregation, scoring through the CLI, training loop and resume.
+
+Uses the shipped model (models/deepfake/deepfake.pt) when it is there, else an untrained network of
+the same architecture written to tmp (the CLI and schema checks do not depend on its accuracy; the
+accuracy is measured by benchmarks/bench_deepfake.py)."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_clip, shared_data_dir, video_path
+from vidgan.cli import main
+from vidgan.deepfake import robust_score, score_video, video_score
+from vidgan.deepfake.crop import MARGIN, crop_face, crop_square
+from vidgan.deepfake.model import Detector, default_model_path, export, load
+from vidgan.deepfake.pseudofake import face_mask, face_swap, self_blend
+from vidgan.deepfake.score import ScoreOptions, link_tracks, verdict
+from vidgan.errors import Cancelled
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> str:
+    shipped = default_model_path()
+    if shipped.is_file():
+        return str(shipped)
+    torch.manual_seed(0)
+    return str(export(Detector("resnet18"), 128, tmp_path_factory.mktemp("model") / "deepfake.pt",
+                      {"note": "untrained, for tests"}))
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """Three UTKFace photos cut with the scoring recipe: (crop, landmarks in crop px, face box in crop px)."""
+    from vidgan.faces import DetectorOptions, FaceDetector
+
+    files = sorted(glob.glob(str(shared_data_dir() / "faces" / "utkface" / "*.jpg")))[100:103]
+    if len(files) < 3:
+        pytest.skip("UTKFace photos not found in the shared data")
+    det = FaceDetector(DetectorOptions(device="cpu", min_face=40))
+    out = []
+    for f in files:
+        img = cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB)
+        d = max(det.detect([img])[0], key=lambda d: d.score)
+        box = (d.box.x1, d.box.y1, d.box.x2, d.box.y2)
+        crop, lms = crop_face(img, box, 160, landmarks=np.array(d.landmarks))
+        x0, y0, side = crop_square(box, MARGIN)
+        s = 160 / side
+        fbox = ((box[0] - x0) * s, (box[1] - y0) * s, (box[2] - x0) * s, (box[3] - y0) * s)
+        out.append((crop, lms, fbox))
+    return out
+
+
+# -- pseudo-fakes --------------------------------------------------------------------------------------
+def _inside(mask: np.ndarray, box) -> bool:
+    ys, xs = np.nonzero(mask > 0)
+    x1, y1, x2, y2 = box
+    return bool(len(xs)) and xs.min() >= x1 - 1 and xs.max() <= x2 + 1 and ys.min() >= y1 - 1 and ys.max() <= y2 + 1
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.2])
+def test_self_blend_changes_only_inside_a_mask_that_lies_on_the_face(faces, strength):
+    for seed in range(8):
+        for crop, lms, fbox in faces:
+            rng = np.random.default_rng(seed)
+            b = self_blend(crop, lms, rng, strength)
+            assert b.image.shape == crop.shape and b.image.dtype == np.uint8
+            assert _inside(b.mask, fbox), "mask leaves the detected face box"
+            changed = np.any(b.image != crop, axis=2)
+            assert changed.any(), "the pseudo-fake must differ from its source"
+            assert not (changed & (b.mask == 0)).any(), "pixels outside the mask changed"
+            # The mask covers the face's centre (between the eyes and the mouth).
+            cx, cy = np.round(lms.mean(0)).astype(int)
+            assert b.mask[cy, cx] > 0
+
+
+def test_face_swap_blends_another_face_inside_the_mask(faces):
+    (a, la, box_a), (b, lb, _), _ = faces
+    for seed in range(5):
+        s = face_swap(a, la, b, lb, np.random.default_rng(seed), 0.5)
+        changed = np.any(s.image != a, axis=2)
+        assert _inside(s.mask, box_a)
+        assert not (changed & (s.mask == 0)).any()
+        inner = s.mask > 0.9
+        # Inside the mask the picture is mostly the other person's: a large mean difference.
+        assert np.abs(s.image[inner].astype(int) - a[inner].astype(int)).mean() > 5
+
+
+def test_face_ellipse_mask_without_landmarks():
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        m = face_mask((128, 128), None, rng, 0.5)
+        ys, xs = np.nonzero(m)
+        assert m[64, 64] > 0 and m.max() <= 1.0
+        assert xs.min() > 10 and xs.max() < 118 and ys.min() > 10 and ys.max() < 123
+
+
+# -- aggregation ---------------------------------------------------------------------------------------
+def test_one_odd_frame_does_not_flip_a_real_video():
+    real = [0.1, 0.15, 0.05, 0.2] * 8  # 32 frames
+    odd = real[:]
+    odd[7] = 0.99
+    assert robust_score(odd) < 0.5
+    assert verdict(video_score([odd], 32), 0.5) == "likely real"
+    # Two odd frames in 32 still do not.
+    odd[20] = 0.97
+    assert verdict(video_score([odd], 32), 0.5) == "likely real"
+
+
+def test_several_confident_fake_frames_count():
+    frames = [0.1] * 24 + [0.95] * 8  # a quarter of the frames clearly manipulated
+    assert robust_score(frames) >= 0.5
+    assert verdict(video_score([frames], 32), 0.5) == "likely fake"
+    assert robust_score([0.9] * 32) == pytest.approx(0.9)
+    assert robust_score([0.7]) == pytest.approx(0.7)  # a photo: its one score
+    assert robust_score([]) is None
+
+
+def test_video_score_takes_the_worst_long_track_and_ignores_glimpses():
+    real_person = [0.1] * 30
+    swapped_person = [0.8] * 20 + [0.2] * 10
+    glimpse = [0.99]  # one detection in one frame (a passer-by, a false detection)
+    assert video_score([real_person, swapped_person], 32) >= 0.5
+    assert video_score([real_person, glimpse], 32) < 0.5
+    assert video_score([glimpse], 1) == pytest.approx(0.99)  # a photo with one face
+    assert video_score([], 32) is None
+    assert verdict(None, 0.5) == "no face found"
+
+
+def test_link_tracks_follows_moving_faces():
+    frames = [[(0, 0, 40, 40), (200, 0, 240, 40)],
+              [(205, 3, 245, 43), (10, 2, 50, 42)],
+              [],
+              [(20, 4, 60, 44)]]
+    ids = link_tracks(frames)
+    assert ids[0] == [0, 1] and ids[1] == [1, 0] and ids[3] == [0]
+
+
+# -- scoring and the CLI -------------------------------------------------------------------------------
+def _check_entry(entry, kind, frames):
+    assert set(entry) >= {"input", "fake_probability", "verdict", "frames", "tracks", "kind"}
+    assert entry["kind"] == kind and entry["frames_sampled"] == frames == len(entry["frames"])
+    p = entry["fake_probability"]
+    assert 0.0 <= p <= 1.0
+    assert entry["verdict"] == ("likely fake" if p >= entry["threshold"] else "likely real")
+    assert entry["tracks"] and entry["faces_scored"] >= 1
+    for f in entry["frames"]:
+        assert set(f) >= {"index", "time", "score", "faces"}
+        for face in f["faces"]:
+            assert 0.0 <= face["score"] <= 1.0 and len(face["box"]) == 4
+    # The per-video probability follows from the per-frame face scores by the documented rule.
+    by_track = {}
+    for f in entry["frames"]:
+        for face in f["faces"]:
+            by_track.setdefault(face["track"], []).append(face["score"])
+    assert p == pytest.approx(video_score(list(by_track.values()), frames), abs=1e-3)
+
+
+def test_cli_on_a_shared_clip_writes_json_and_plot(model_file, tmp_path, capsys):
+    clip = video_path("talking_woman.mp4")
+    out = tmp_path / "r.json"
+    rc = main(["deepfake", clip, "--frames", "4", "--json", str(out), "--report", str(tmp_path / "rep"),
+               "--model", model_file, "--device", "cpu", "-q"])
+    assert rc == 0
+    entry, = json.loads(out.read_text())
+    assert entry["input"] == clip
+    _check_entry(entry, "video", 4)
+    assert len(entry["tracks"]) >= 1 and max(t["frames"] for t in entry["tracks"]) == 4  # one talking head
+    times = [f["time"] for f in entry["frames"]]
+    assert times == sorted(times) and times[-1] > 5.0  # spread over the 6.6 s clip
+    png = cv2.imread(entry["report_png"])
+    assert png is not None and png.shape[1] == 900 and png.shape[0] > 320
+    assert "talking_woman.mp4: likely" in capsys.readouterr().out
+
+
+def test_cli_on_an_image(model_file, tmp_path):
+    photo = shared_data_dir() / "faces" / "utkface"
+    photo = sorted(photo.glob("*.jpg"))[0]
+    out = tmp_path / "r.json"
+    assert main(["deepfake", str(photo), "--json", str(out), "--model", model_file, "--device", "cpu", "-q"]) == 0
+    entry, = json.loads(out.read_text())
+    _check_entry(entry, "image", 1)
+
+
+def test_no_face_is_not_a_guess(model_file, tmp_path):
+    synthetic = make_clip(tmp_path / "noface.mp4", frames=12, width=160, height=120)
+    inputs = [synthetic]
+    try:
+        inputs.append(video_path("no_face_walker.mp4"))
+    except pytest.skip.Exception:
+        pass
+    out = tmp_path / "r.json"
+    assert main(["deepfake", *inputs, "--frames", "4", "--json", str(out), "--report", str(tmp_path / "rep"),
+                 "--model", model_file, "--device", "cpu", "-q"]) == 0
+    for entry in json.loads(out.read_text()):
+        assert entry["fake_probability"] is None and entry["verdict"] == "no face found"
+        assert entry["tracks"] == [] and all(f["score"] is None for f in entry["frames"])
+        assert os.path.isfile(entry["report_png"])
+
+
+def test_unreadable_input_fails_that_input_only(model_file, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    good = make_clip(tmp_path / "ok.mp4", frames=4, width=64, height=48)
+    out = tmp_path / "r.json"
+    rc = main(["deepfake", str(bad), good, "--frames", "2", "--json", str(out), "--model", model_file, "-q"])
+    assert rc == 1
+    results = json.loads(out.read_text())
+    assert [r["verdict"] for r in results] == ["error", "no face found"]
+    assert "vidgan: error:" in capsys.readouterr().err
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert main(["deepfake", "x.mp4", "--frames", "0"]) == 2
+    assert main(["deepfake", "x.mp4", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "no deepfake model" in capsys.readouterr().err
+
+
+def test_score_video_gui_api_progress_and_cancel(model_file, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=10, width=64, height=48)
+    seen = []
+    res = score_video(clip, progress=lambda d, t: seen.append((d, t)),
+                      options=ScoreOptions(frames=3, model=model_file, device="cpu"))
+    assert seen[-1] == (3, 3) and res["fake_probability"] is None
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        score_video(clip, cancel=cancel, options=ScoreOptions(frames=3, model=model_file, device="cpu"))
+
+
+def test_gui_adapter_sees_the_scorer():
+    from gui import features
+
+    assert features.deepfake().available
+
+
+# -- training ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A data folder with 6 UTKFace photos and 8 ffpp crops (links, not copies)."""
+    src = shared_data_dir()
+    root = tmp_path_factory.mktemp("data")
+    (root / "faces" / "utkface").mkdir(parents=True)
+    for f in sorted((src / "faces" / "utkface").glob("*.jpg"))[:6]:
+        os.symlink(f, root / "faces" / "utkface" / f.name)
+    for t in ("df", "nt"):
+        for label in ("real", "fake"):
+            for split in ("train", "test"):
+                d = root / "deepfake" / "ffpp_crops_256" / t / split / label
+                d.mkdir(parents=True)
+                f = sorted((src / "deepfake" / "ffpp_crops_256" / t / split / label).glob("*.png"))[0]
+                os.symlink(f, d / f.name)
+    from vidgan.deepfake.dataset import pack_faces
+
+    pack = pack_faces(root / "pack.npz", root, device="cpu", include_videos=False)
+    return root, pack
+
+
+def _opts(root, pack, out, steps, **kw):
+    from vidgan.deepfake.train import TrainOptions
+
+    return TrainOptions(out=str(out), data=str(root), pack=str(pack), size=64, steps=steps, batch_size=2,
+                        val_every=2, workers=0, device="cpu", warmup=1, **kw)
+
+
+def test_train_resume_is_exact_and_logs_validation(tiny_data, tmp_path):
+    from vidgan.deepfake.train import export_checkpoint, train
+
+    root, pack = tiny_data
+    train(_opts(root, pack, tmp_path / "a", 4))
+    train(_opts(root, pack, tmp_path / "b", 4, stop_at=2))  # interrupted half-way ...
+    train(_opts(root, pack, tmp_path / "b", 4, resume=True))  # ... and resumed
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(0.0 <= float(r["ffpp_auc"]) <= 1.0 for r in rows)
+    shipped = export_checkpoint(tmp_path / "a" / "best.pt", tmp_path / "export")
+    m = load(shipped)
+    assert m.size == 64 and next(m.net.parameters()).dtype == torch.float32
+    assert os.path.getsize(shipped) < os.path.getsize(tmp_path / "a" / "last.pt")

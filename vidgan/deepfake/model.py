@@ -1,0 +1,105 @@
+"""The classifier: a torchvision CNN trained from scratch (weights=None), one logit = "manipulated".
+
+Input is N,3,S,S RGB in [0, 1] at the checkpoint's size (128 px by default); the network normalises
+itself, so callers never deal with ImageNet statistics.
+
+Checkpoint format (`torch.save` of a dict, loaded with weights_only=True):
+    {"format": "vidgan-deepfake/1", "arch": str, "size": int, "margin": float,
+     "state_dict": dict (float16 in shipped exports), "meta": dict (data, steps, metrics ...)}
+Training checkpoints (`runs/.../last.pt`) hold that plus the optimiser state for --resume.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from .crop import MARGIN
+
+FORMAT = "vidgan-deepfake/1"
+ARCHS = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b1")
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class Detector(torch.nn.Module):
+    def __init__(self, arch: str = "resnet18"):
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+        self.arch = arch
+        self.net = getattr(torchvision.models, arch)(weights=None, num_classes=1)
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N,3,S,S in [0, 1] -> N logits."""
+        return self.net((x - self.mean) / self.std).squeeze(1)
+
+
+def models_dir() -> Path:
+    """Shipped models: $VIDGAN_MODELS, else `models/` at the top of the source tree."""
+    env = os.environ.get("VIDGAN_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+
+
+def default_model_path() -> Path:
+    return models_dir() / "deepfake" / "deepfake.pt"
+
+
+@dataclass
+class LoadedModel:
+    net: Detector
+    size: int
+    margin: float
+    device: torch.device
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @torch.inference_mode()
+    def probabilities(self, crops: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """N,3,S,S in [0, 1] (any S; resized here) -> N fake probabilities on the CPU."""
+        out = []
+        for i in range(0, len(crops), batch):
+            x = crops[i:i + batch].to(self.device)
+            if x.shape[-1] != self.size or x.shape[-2] != self.size:
+                x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="area")
+            out.append(torch.sigmoid(self.net(x).float()).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+def checkpoint_dict(net: Detector, size: int, meta: dict[str, Any], half: bool = False) -> dict[str, Any]:
+    sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+          for k, v in net.state_dict().items()}
+    return {"format": FORMAT, "arch": net.arch, "size": int(size), "margin": MARGIN,
+            "state_dict": sd, "meta": dict(meta)}
+
+
+def export(net: Detector, size: int, path: Path, meta: dict[str, Any]) -> Path:
+    """Write a shipping checkpoint (weights in float16 to stay small), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint_dict(net, size, meta, half=True), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    from ..errors import UsageError
+
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        raise UsageError(f"no deepfake model at {path} (train one with `vidgan train deepfake` "
+                         "or pass --model)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a vidgan deepfake model (format {ckpt.get('format')!r})")
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    net = Detector(ckpt["arch"])
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    net.eval().to(device)
+    return LoadedModel(net, int(ckpt["size"]), float(ckpt.get("margin", MARGIN)), device, ckpt.get("meta", {}))

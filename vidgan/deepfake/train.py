@@ -1,0 +1,311 @@
+"""Training loop for the deepfake detector: real faces vs pseudo-fakes made from them.
+
+* Deterministic and exactly resumable: batch *k* is a pure function of (seed, k): which crops
+  (a per-epoch permutation) and how each pseudo-fake is drawn (an RNG seeded with seed, step and
+  crop index), so `--resume` continues with the very batches an uninterrupted run would have seen.
+* Curriculum: `strength` (how visible the blending traces are) starts at 1 and anneals to
+  `min_strength` over the first `curriculum` fraction of the steps: from scratch, a CNN first needs
+  easy examples to find the blend boundary at all, then harder ones to stop relying on colour.
+* AMP (float16 autocast + GradScaler) on CUDA; float32 on the CPU.
+* Every `val_every` steps: AUC on held-out pseudo-fakes and on the FaceForensics++ crops (never
+  trained on), per manipulation type, into `log.csv`; `last.pt` every `ckpt_every_s` seconds and at
+  validation; `best.pt` keeps the weights with the best ffpp AUC on its *train* split, so the ffpp
+  *test* split stays untouched by model selection.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .dataset import (FFPP_TYPES, PseudoFakeDataset, default_data_dir, default_pack_path, load_pack,
+                      pack_faces, pack_ffpp, to_tensor)
+from .model import Detector, checkpoint_dict, export
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    out: str = "runs/deepfake"
+    data: str = ""  # shared data folder (default ../shared/data)
+    pack: str = ""  # cached real-face crops (default packed/deepfake_faces.npz)
+    arch: str = "resnet18"
+    size: int = 128
+    steps: int = 3000
+    batch_size: int = 16  # pairs per step: 2x images (each real with its own pseudo-fake)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    curriculum: float = 0.5
+    min_strength: float = 0.2
+    swap_prob: float = 0.3
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 1
+    threads: int = 1
+    val_every: int = 100
+    ckpt_every_s: float = 180.0
+    resume: bool = False
+    stop_at: int = 0  # stop (with a checkpoint) once this step is reached; 0: run to `steps`
+    export: str = ""  # models/deepfake: export best.pt there at the end
+
+    def __post_init__(self):
+        if self.size < 32 or self.steps < 1 or self.batch_size < 1:
+            raise ValueError("size >= 32, steps >= 1 and batch size >= 1 are required")
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half); nan with one class only."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def strength_at(step: int, opts: TrainOptions) -> float:
+    end = max(1, int(opts.curriculum * opts.steps))
+    t = min(1.0, step / end)
+    return float(opts.min_strength + (1.0 - opts.min_strength) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def lr_at(step: int, opts: TrainOptions) -> float:
+    if step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    t = (step - opts.warmup) / max(1, opts.steps - opts.warmup)
+    return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Yields, for steps start..steps-1, the batch of dataset keys (step, crop index, strength)."""
+
+    def __init__(self, n: int, opts: TrainOptions, start: int, train_idx: np.ndarray):
+        self.n, self.opts, self.start, self.train_idx = n, opts, start, train_idx
+
+    def batch(self, step: int) -> list[tuple[int, int, float]]:
+        per_epoch = max(1, len(self.train_idx) // self.opts.batch_size)
+        epoch, k = divmod(step, per_epoch)
+        perm = np.random.default_rng([self.opts.seed, epoch]).permutation(len(self.train_idx))
+        sel = perm[k * self.opts.batch_size:(k + 1) * self.opts.batch_size]
+        s = strength_at(step, self.opts)
+        return [(step, int(i), s) for i in sel]
+
+    def __iter__(self):
+        for step in range(self.start, self.opts.steps):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(0, self.opts.steps - self.start)
+
+
+class KeyedDataset(PseudoFakeDataset):
+    """PseudoFakeDataset addressed by (step, position in the training split, strength) keys."""
+
+    def __init__(self, pack, indices, size, seed, swap_prob):
+        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob)
+
+    def __getitem__(self, key):
+        step, i, strength = key
+        rng = np.random.default_rng([self.seed, step, i])
+        self.strength = _Const(strength)
+        real, fake = self.pair(i, rng)
+        return to_tensor(np.stack([real, fake])), torch.tensor([0.0, 1.0])
+
+
+@dataclass
+class _Const:
+    value: float
+
+
+def _collate(items):
+    x = torch.cat([i[0] for i in items])
+    y = torch.cat([i[1] for i in items])
+    return x, y
+
+
+@torch.inference_mode()
+def predict(net: Detector, images: np.ndarray, size: int, device: torch.device, batch: int = 64) -> np.ndarray:
+    """Fake probabilities for N,H,W,3 uint8 crops (resized to the model's input like at scoring)."""
+    import cv2
+
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        chunk = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape[0] != size else im
+                 for im in images[i:i + batch]]
+        x = to_tensor(np.stack(chunk)).to(device)
+        out.append(torch.sigmoid(net(x).float()).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def evaluate(net, size, device, ffpp, pseudo_val) -> dict[str, float]:
+    """AUCs on the ffpp crops (all, train split, test split, per type) and on held-out pseudo-fakes."""
+    res: dict[str, float] = {}
+    p = predict(net, ffpp.images, size, device)
+    res["ffpp_auc"] = auc(p, ffpp.labels)
+    split = np.array([f.split(os.sep)[1] for f in ffpp.files])
+    for name in ("train", "test"):
+        res[f"ffpp_{name}_auc"] = auc(p[split == name], ffpp.labels[split == name])
+    for t in FFPP_TYPES:
+        res[f"auc_{t}"] = auc(p[ffpp.types == t], ffpp.labels[ffpp.types == t])
+    res["ffpp_real_mean"] = float(p[ffpp.labels == 0].mean())
+    res["ffpp_fake_mean"] = float(p[ffpp.labels == 1].mean())
+    if pseudo_val is not None:
+        images, labels = pseudo_val
+        res["pseudo_auc"] = auc(predict(net, images, size, device), labels)
+    net.train()
+    return res
+
+
+def _pseudo_val(pack, idx: np.ndarray, size: int, seed: int, n: int = 96):
+    """A fixed set of held-out real crops and pseudo-fakes at medium strength."""
+    ds = KeyedDataset(pack, idx, size, seed + 1, swap_prob=0.3)
+    xs, ys = [], []
+    for i in range(min(n, len(idx))):
+        x, y = ds[(0, i, 0.5)]
+        xs.append(x)
+        ys.append(y)
+    images = (torch.cat(xs).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return images, torch.cat(ys).numpy().astype(int)
+
+
+LOG_FIELDS = ["step", "elapsed_s", "loss", "acc", "strength", "lr", "pseudo_auc", "ffpp_auc",
+              "ffpp_train_auc", "ffpp_test_auc", "auc_df", "auc_ff", "auc_fs", "auc_nt",
+              "ffpp_real_mean", "ffpp_fake_mean"]
+
+
+def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) -> Path:
+    from ..faces import resolve_device
+
+    say = progress or (lambda s: log.info(s))
+    torch.set_num_threads(max(1, opts.threads))
+    torch.manual_seed(opts.seed)
+    device = resolve_device(opts.device)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(opts.data) if opts.data else default_data_dir()
+    pack_path = Path(opts.pack) if opts.pack else default_pack_path()
+    if not pack_path.is_file():
+        say(f"packing real faces from {data_dir} into {pack_path} (once)")
+        pack_faces(pack_path, data_dir, device=opts.device, progress=say)
+    pack = load_pack(pack_path)
+    n = len(pack["crops"])
+    # Held-out split by source (person or clip), for the pseudo-fake validation AUC.
+    sources = pack["sources"]
+    held = np.random.default_rng(opts.seed).random(sources.max() + 1) < 0.05
+    val_idx = np.nonzero(held[sources])[0]
+    train_idx = np.nonzero(~held[sources])[0]
+    say(f"{n} real crops ({len(train_idx)} train, {len(val_idx)} held out) on {device}")
+    ffpp_dir = data_dir / "deepfake" / "ffpp_crops_256"
+    ffpp = pack_ffpp(ffpp_dir, device=opts.device, cache=pack_path.parent / "deepfake_ffpp.npz") \
+        if ffpp_dir.is_dir() else None
+    pseudo_val = _pseudo_val(pack, val_idx, opts.size, opts.seed) if len(val_idx) else None
+
+    torch.manual_seed(opts.seed)  # here, not earlier: building MTCNN above draws from the same RNG
+    net = Detector(opts.arch).to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    step, best, elapsed0 = 0, -1.0, 0.0
+    last = out / "last.pt"
+    if opts.resume and last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        net.load_state_dict(ck["state_dict"])
+        optim.load_state_dict(ck["optim"])
+        scaler.load_state_dict(ck["scaler"])
+        step, best, elapsed0 = int(ck["step"]), float(ck["best"]), float(ck.get("elapsed_s", 0.0))
+        say(f"resumed {last} at step {step} (best ffpp train-split AUC {best:.3f})")
+    elif opts.resume:
+        say(f"--resume: no {last} yet, starting from scratch")
+
+    def save_last():
+        ck = checkpoint_dict(net, opts.size, {"options": asdict(opts)})
+        ck.update(optim=optim.state_dict(), scaler=scaler.state_dict(), step=step, best=best,
+                  elapsed_s=elapsed0 + time.time() - t0)
+        tmp = out / "last.pt.tmp"
+        torch.save(ck, tmp)
+        os.replace(tmp, last)
+
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file()
+    logf = open(log_path, "a", newline="")
+    writer = csv.DictWriter(logf, fieldnames=LOG_FIELDS)
+    if new_log:
+        writer.writeheader()
+
+    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
+                                         num_workers=opts.workers, collate_fn=_collate,
+                                         persistent_workers=False, prefetch_factor=2 if opts.workers else None)
+    t0 = time.time()
+    last_ckpt = t0
+    run_loss, run_acc, run_n = 0.0, 0.0, 0
+    net.train()
+    for x, y in loader:
+        for g in optim.param_groups:
+            g["lr"] = lr_at(step, opts)
+        x, y = x.to(device, non_blocking=True), y.to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            logits = net(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+        optim.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optim)
+        scaler.update()
+        step += 1
+        run_loss += loss.item()
+        run_acc += float(((logits.detach() > 0).float() == y).float().mean())
+        run_n += 1
+        validate = step % opts.val_every == 0 or step == opts.steps
+        if validate:
+            row = {"step": step, "elapsed_s": round(elapsed0 + time.time() - t0, 1),
+                   "loss": round(run_loss / run_n, 4), "acc": round(run_acc / run_n, 4),
+                   "strength": round(strength_at(step, opts), 3), "lr": f"{lr_at(step, opts):.2e}"}
+            run_loss, run_acc, run_n = 0.0, 0.0, 0
+            if ffpp is not None:
+                res = evaluate(net, opts.size, device, ffpp, pseudo_val)
+                row.update({k: round(v, 4) for k, v in res.items()})
+                if res["ffpp_train_auc"] > best:
+                    best = res["ffpp_train_auc"]
+                    meta = {"step": step, "metrics": res, "options": asdict(opts)}
+                    torch.save(checkpoint_dict(net, opts.size, meta), out / "best.pt.tmp")
+                    os.replace(out / "best.pt.tmp", out / "best.pt")
+            writer.writerow(row)
+            logf.flush()
+            say(" ".join(f"{k}={v}" for k, v in row.items()))
+        if validate or time.time() - last_ckpt > opts.ckpt_every_s:
+            save_last()
+            last_ckpt = time.time()
+        if opts.stop_at and step >= opts.stop_at:
+            break
+    save_last()
+    logf.close()
+    if opts.export and step >= opts.steps:
+        src = out / "best.pt" if (out / "best.pt").is_file() else last
+        export_checkpoint(src, Path(opts.export))
+    return last
+
+
+def export_checkpoint(src: Path, export_dir: Path, extra_meta: Optional[dict] = None) -> Path:
+    """Ship `src` (a best.pt/last.pt of a run) as export_dir/deepfake.pt in float16."""
+    ck = torch.load(src, map_location="cpu", weights_only=True)
+    net = Detector(ck["arch"])
+    net.load_state_dict(ck["state_dict"])
+    meta = dict(ck.get("meta", {}))
+    meta.update(extra_meta or {})
+    return export(net, int(ck["size"]), export_dir / "deepfake.pt", meta)
