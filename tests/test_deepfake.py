@@ -12,6 +12,8 @@ import json
 import os
 import threading
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported (the GUI panel test)
+
 import cv2
 import numpy as np
 import pytest
@@ -238,10 +240,26 @@ def test_score_video_gui_api_progress_and_cancel(model_file, tmp_path):
         score_video(clip, cancel=cancel, options=ScoreOptions(frames=3, model=model_file, device="cpu"))
 
 
-def test_gui_adapter_sees_the_scorer():
+def test_gui_deepfake_panel_scores_a_clip(model_file, monkeypatch, qtbot):
+    """The app's Deepfake panel through its adapter (`gui.features.score_video`), as a user runs it;
+    the default scorer is swapped for one with 6 frames to keep the test short."""
+    pytest.importorskip("PySide6")
+    pytest.importorskip("pytestqt")
+    import vidgan.deepfake.score as score_mod
     from gui import features
+    from gui.deepfake_panel import DeepfakePanel
 
     assert features.deepfake().available
+    monkeypatch.setattr(score_mod, "_default_scorer",
+                        score_mod.Scorer(ScoreOptions(frames=6, model=model_file, device="cpu")))
+    panel = DeepfakePanel()
+    qtbot.addWidget(panel)
+    panel.set_path(video_path("asl_again.mkv"))
+    panel.run()
+    qtbot.waitUntil(lambda: panel.task is not None and not panel.task.is_running()
+                    and panel.button.isEnabled(), timeout=120000)
+    assert "fake probability" in panel.verdict.text(), panel.verdict.text()
+    assert len(panel.plot.points) == 6
 
 
 # -- training ----------------------------------------------------------------------------------------
