@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..types import Box, Detection
-from .mtcnn import detect_faces
+from .mtcnn import cascade_nets, detect_faces
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class DetectorOptions:
     device: str = "auto"
     batch_size: int = 8
     factor: float = 0.709  # pyramid scale step
+    backend: str = "auto"  # networks on OpenCV DNN (CPU) or PyTorch: "auto" | "opencv" | "torch"
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
@@ -70,10 +71,7 @@ class FaceDetector:
                                         options.threshold],
                             factor=options.factor)
         self._mtcnn.eval()
-        # Channels-last halves P-Net's time on the CPU (its max-pool and convolutions vectorise over
-        # channels); frames arrive as HxWxC anyway.
-        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
-            net.to(memory_format=torch.channels_last)
+        self._nets = cascade_nets(self._mtcnn, self.device, options.backend)
 
     def working_scale(self, width: int, height: int) -> tuple[float, int]:
         """(scale applied to the frame, min face size in working pixels)."""
@@ -101,7 +99,7 @@ class FaceDetector:
 
     def _detect_batch(self, batch: np.ndarray, min_face: int, scale: float) -> list[list[Detection]]:
         m = self._mtcnn
-        results = detect_faces(batch, m.pnet, m.rnet, m.onet, min_face, m.thresholds, m.factor, self.device)
+        results = detect_faces(batch, *self._nets, min_face, m.thresholds, m.factor, self.device)
         out: list[list[Detection]] = []
         inv = 1.0 / scale
         for b, p in results:
