@@ -216,6 +216,14 @@ def _throttled(actor, key) -> Progress:
     return progress
 
 
+def _final_count(actor, key, frames: int) -> None:
+    """The task's last count, waited for: the driver's final total must include it."""
+    if actor is not None:
+        import ray
+
+        ray.get(actor.report.remote(key, frames))
+
+
 def _failed(job: Job, exc: BaseException) -> FileReport:
     reason = exc.reason if isinstance(exc, VidganError) else f"{exc.__class__.__name__}: {exc}"
     return FileReport(input=job.input, output=job.output, status="failed", error=reason.splitlines()[0])
@@ -227,8 +235,7 @@ def _start_task(work: FileWork, job: Job, key: int, seconds: float, actor) -> An
         planned = work.plan(job, seconds)
         if planned is None:
             report = work.run_file(job, _throttled(actor, (key, -1)))
-            if actor is not None:
-                actor.report.remote((key, -1), report.frames)
+            _final_count(actor, (key, -1), report.frames)
             return report
         table, segments = planned
         folder = tempfile.mkdtemp(prefix=f".{os.path.basename(job.output)}.parts.",
@@ -247,8 +254,7 @@ def _segment_task(work: FileWork, job: Job, key: int, plan: SegmentPlan, number:
                                   _throttled(actor, (key, number)))
     except VidganError as exc:
         return _failed(job, exc)
-    if actor is not None:
-        actor.report.remote((key, number), report.frames)
+    _final_count(actor, (key, number), report.frames)
     return report
 
 
@@ -294,8 +300,12 @@ def connect(options: RayOptions):
     return ray
 
 
-def _cluster_has_gpus(ray) -> bool:
-    return ray.cluster_resources().get("GPU", 0) > 0
+def task_resources(work: FileWork, options: RayOptions, cluster: dict) -> dict:
+    """Ray resources of a start or segment task: GPUs only when the work can use one and the
+    cluster (`ray.cluster_resources()`) has some; Ray then sets CUDA_VISIBLE_DEVICES per task, so
+    `--device auto` lands on the task's GPU."""
+    gpus = options.gpus_per_task if work.wants_gpu and cluster.get("GPU", 0) > 0 else 0
+    return {"num_cpus": options.cpus_per_task, "num_gpus": gpus}
 
 
 FileDone = Callable[[int, Job, FileReport], None]
@@ -310,10 +320,10 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
     second."""
     ray = connect(options)
     t0 = time.perf_counter()
-    gpus = options.gpus_per_task if work.wants_gpu and _cluster_has_gpus(ray) else 0
+    resources = task_resources(work, options, ray.cluster_resources())
     retry = dict(max_retries=options.max_retries, retry_exceptions=True)
-    start = ray.remote(_start_task).options(num_cpus=options.cpus_per_task, num_gpus=gpus, **retry)
-    segment = ray.remote(_segment_task).options(num_cpus=options.cpus_per_task, num_gpus=gpus, **retry)
+    start = ray.remote(_start_task).options(**resources, **retry)
+    segment = ray.remote(_segment_task).options(**resources, **retry)
     join = ray.remote(_join_task).options(num_cpus=options.cpus_per_task, **retry)
     actor = ray.remote(_ProgressActor).options(num_cpus=0).remote() if on_frames else None
     work_ref = ray.put(work)
@@ -321,11 +331,15 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
     results: list[Optional[FileReport]] = [None] * len(jobs)
     pending: dict = {}  # ObjectRef -> (kind, job index, segment number)
     plans: dict[int, SegmentPlan] = {}
+    plan_refs: dict = {}
     parts: dict[int, dict[int, FileReport]] = {}
 
     def finish(i: int, report: FileReport) -> None:
         results[i] = report
+        if report.status != "skipped":
+            _remove_stale_temps(jobs[i].output)
         plan = plans.pop(i, None)
+        plan_refs.pop(i, None)
         if plan is not None and report.status != "ok":
             for ref, (_kind, j, _n) in list(pending.items()):
                 if j == i:
@@ -343,7 +357,8 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
 
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            # Whatever finished in the last half second (a poll, so the bar moves between files).
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
             if actor is not None:
                 try:
                     on_frames(ray.get(actor.total.remote(), timeout=5))
@@ -358,13 +373,14 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
                     result = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - retries are spent: the file failed
                     log.debug("task failed", exc_info=True)
-                    finish(i, _failed(job, _cause(exc)))
+                    finish(i, _gave_up(job, exc, options.max_retries + 1))
                     continue
                 if isinstance(result, SegmentPlan):
                     plans[i] = result
+                    plan_refs[i] = ray.put(result)  # stored once, not once per segment task
                     parts[i] = {}
                     for s in result.segments:
-                        ref2 = segment.remote(work_ref, job, i, result, s.number,
+                        ref2 = segment.remote(work_ref, job, i, plan_refs[i], s.number,
                                               options.context_seconds, actor)
                         pending[ref2] = ("segment", i, s.number)
                 elif kind == "segment":
@@ -377,7 +393,7 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
                     plan = plans[i]
                     if len(parts[i]) == len(plan.segments):
                         reports = [parts[i][s.number] for s in plan.segments]
-                        pending[join.remote(work_ref, job, plan, reports)] = ("join", i, -1)
+                        pending[join.remote(work_ref, job, plan_refs[i], reports)] = ("join", i, -1)
                 else:
                     finish(i, result)
     except BaseException:
@@ -397,10 +413,28 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
     return report
 
 
-def _cause(exc: BaseException) -> BaseException:
-    """The user's exception inside a Ray error (RayTaskError wraps it), else the Ray error itself."""
+def _remove_stale_temps(output: str) -> None:
+    """Temporary files of this output left by a worker that was killed while writing (a normal
+    failure removes its own). Called once no attempt for the file is running any more."""
+    import glob
+
+    folder = os.path.dirname(os.path.abspath(output))
+    base, ext = os.path.splitext(os.path.basename(output))
+    for path in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.partial{glob.escape(ext)}")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _gave_up(job: Job, exc: BaseException, attempts: int) -> FileReport:
+    """The report of a file whose task failed on every attempt: the task's own exception when it
+    raised one (Ray wraps it), else Ray's one-line reason (a worker that died, a lost node)."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException):
-        return cause
-    text = str(exc).strip().splitlines()
-    return RuntimeError(text[0] if text else exc.__class__.__name__)
+        reason = f"{cause.__class__.__name__}: {cause}"
+    else:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else exc.__class__.__name__
+    return FileReport(input=job.input, output=job.output, status="failed",
+                      error=f"{reason.splitlines()[0]} (gave up after {attempts} attempts)")
