@@ -57,7 +57,17 @@ def _positive_int(value: str) -> int:
     return v
 
 
-def add_detector_args(p: argparse.ArgumentParser) -> None:
+def _non_negative_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
+def add_detector_args(p: argparse.ArgumentParser, auto_stride: bool = False) -> None:
     g = p.add_argument_group("detection")
     g.add_argument("--threshold", type=_fraction(0.01, 0.99), default=0.7,
                    help="MTCNN final-stage probability to accept a face (lower finds more; default 0.7)")
@@ -67,8 +77,13 @@ def add_detector_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=_positive_int, default=8, help="frames per detector batch (default 8)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where MTCNN runs (default auto: the GPU when there is one)")
-    g.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
-                   help="run the detector on every N-th frame; tracking covers the rest (default 1)")
+    if auto_stride:
+        g.add_argument("--detect-every", type=_non_negative_int, default=0, metavar="N",
+                       help="run the detector on every N-th frame; tracking covers the frames between "
+                            "(default 0 = auto: at least 8 times a second, i.e. every 3rd frame at 24-30 fps)")
+    else:
+        g.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
+                       help="run the detector on every N-th frame; tracking covers the rest (default 1)")
 
 
 def add_passcode_args(p: argparse.ArgumentParser, making: bool) -> None:
@@ -151,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "JSON instead of detecting")
     t.add_argument("--keep-track", type=int, action="append", default=[], metavar="ID",
                    help="leave this track visible (ids from `vidgan detect`); repeatable")
-    add_detector_args(a)
+    add_detector_args(a, auto_stride=True)
     e = a.add_argument_group("encoding")
     e.add_argument("--codec", default="auto", help="video encoder (default auto: libx264; libvpx for "
                    "webm/ogg, mpeg4 for avi, gif for GIF)")
@@ -184,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input", metavar="INPUT")
     d.add_argument("--json", required=True, metavar="FILE", help="where to write the tracks")
     d.add_argument("--quiet", "-q", action="store_true")
-    add_detector_args(d)
+    add_detector_args(d, auto_stride=True)
 
     # demo
     dm = sub.add_parser("demo", help="anonymize a built-in example clip (made at run time)")
