@@ -257,7 +257,9 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def pair(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def pair(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(real, fake, mask): the two augmented crops and where the fake was blended (float32
+        size x size in [0, 1], through the same geometric jitter)."""
         idx = int(self.indices[i])
         real, lms = self.crops[idx], self.lms[idx]
         strength = float(self.strength.value)
@@ -266,15 +268,24 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
                 j = int(self.indices[rng.integers(len(self.indices))])
                 if self.sources[j] != self.sources[idx]:
                     break
-            fake = face_swap(real, lms, self.crops[j], self.lms[j], rng, strength).image
+            made = face_swap(real, lms, self.crops[j], self.lms[j], rng, strength)
         else:
             use_lms = lms if rng.random() < 0.85 else None  # sometimes the plain face ellipse
-            fake = self_blend(real, use_lms, rng, strength).image
+            made = self_blend(real, use_lms, rng, strength)
         geo = augment_geometry(rng, real.shape[0], self.size)
-        return augment_photometric(geo(real), rng), augment_photometric(geo(fake), rng)
+        return augment_photometric(geo(real), rng), augment_photometric(geo(made.image), rng), geo(made.mask)
+
+    def item(self, i: int, rng: np.random.Generator):
+        """Tensors for one pair: images (2,3,S,S), labels (2,) = [0, 1], and the blend maps
+        (2,1,S/8,S/8): zeros for the real, the blend mask for the fake. The maps supervise the
+        auxiliary head (where was the picture altered?), a dense signal that teaches a network
+        trained from scratch to look at blending traces much sooner than the single label does."""
+        real, fake, mask = self.pair(i, rng)
+        m = self.size // 8
+        small = cv2.resize(mask, (m, m), interpolation=cv2.INTER_AREA)
+        maps = torch.from_numpy(np.stack([np.zeros_like(small), small]))[:, None]
+        return to_tensor(np.stack([real, fake])), torch.tensor([0.0, 1.0]), maps
 
     def __getitem__(self, i: int):
         # Seeded by (seed, epoch, index): a resumed run draws the same pseudo-fakes it would have.
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        real, fake = self.pair(i, rng)
-        return to_tensor(np.stack([real, fake])), torch.tensor([0.0, 1.0])
+        return self.item(i, np.random.default_rng([self.seed, self.epoch, i]))

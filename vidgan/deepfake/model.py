@@ -34,12 +34,25 @@ class Detector(torch.nn.Module):
             raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
         self.arch = arch
         self.net = getattr(torchvision.models, arch)(weights=None, num_classes=1)
+        # Auxiliary head on the stride-8 features: a map of where the face was blended (training only).
+        self.map_head = torch.nn.Conv2d(128 if arch.startswith("resnet") else 40, 1, kernel_size=1)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N,3,S,S in [0, 1] -> N logits."""
-        return self.net((x - self.mean) / self.std).squeeze(1)
+    def forward(self, x: torch.Tensor, with_map: bool = False):
+        """N,3,S,S in [0, 1] -> N logits (and N,1,S/8,S/8 blend-map logits when `with_map`)."""
+        x = (x - self.mean) / self.std
+        n = self.net
+        if self.arch.startswith("resnet"):
+            x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+            mid = n.layer2(n.layer1(x))
+            x = n.layer4(n.layer3(mid))
+            logits = n.fc(torch.flatten(n.avgpool(x), 1)).squeeze(1)
+        else:
+            mid = n.features[:4](x)
+            x = n.features[4:](mid)
+            logits = n.classifier(torch.flatten(n.avgpool(x), 1)).squeeze(1)
+        return (logits, self.map_head(mid)) if with_map else logits
 
 
 def models_dir() -> Path:
