@@ -558,7 +558,7 @@ def test_real_clip_round_trip(tmp_path, name):
     assert (out_info.width, out_info.height) == (info.width, info.height)
     assert (out_info.coded_width, out_info.coded_height) == (info.coded_width, info.coded_height)
     assert out_info.rotation == info.rotation
-    budget = 25.0 if ext == ".gif" else 6.0  # GIF output is palettised (rgb8)
+    budget = 6.0  # GIF output has a 256-colour palette per frame: as close as the video codecs
     for a, b in zip(images, upright_images(dst, len(images))):
         assert mean_abs_diff(a, b) < budget
 

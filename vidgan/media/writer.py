@@ -58,6 +58,22 @@ class EncodeOptions:
             raise ValueError("crf must be between 0 and 63")
 
 
+def _gif_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """RGB -> 256-colour frame with its own palette (octree quantisation, no dithering).
+
+    GIF allows a local colour table per frame; a fixed palette (FFmpeg's rgb8) dithers every frame
+    (mean error 17 levels on walking_pause.gif) while a per-frame palette stays near 2."""
+    from PIL import Image
+
+    q = Image.fromarray(np.ascontiguousarray(rgb)).quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                                             dither=Image.Dither.NONE)
+    pal = np.zeros((256, 4), np.uint8)
+    pal[:, 0] = 255  # ARGB, opaque
+    colours = np.asarray(q.getpalette()[:768], np.uint8).reshape(-1, 3)
+    pal[: len(colours), 1:] = colours
+    return av.VideoFrame.from_ndarray((np.asarray(q, np.uint8), pal), format="pal8")
+
+
 def output_format_for(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _FORMAT_BY_EXT:
@@ -180,7 +196,7 @@ class VideoWriter:
         stream.time_base = info.time_base
         odd = info.coded_width % 2 or info.coded_height % 2
         if codec == "gif":
-            cc.pix_fmt = "rgb8"
+            cc.pix_fmt = "pal8"  # a palette of its own for every frame (see _gif_frame)
         elif codec in ("libx264", "libx265"):
             cc.pix_fmt = "yuv444p" if (odd or (info.pix_fmt or "").startswith("yuv444")) else "yuv420p"
             crf = 20 if opts.crf is None else opts.crf
@@ -314,7 +330,10 @@ class VideoWriter:
     def write(self, frame: Frame, image: Optional[np.ndarray] = None) -> None:
         """Encode `image` (default `frame.image`), upright RGB, at `frame.pts`."""
         img = frame.image if image is None else image
-        vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
+        if self._video.codec_context.pix_fmt == "pal8":
+            vf = _gif_frame(stored(img, self.info.rotation))
+        else:
+            vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
         pts = frame.pts if frame.pts is not None else self.frames_written
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders need strictly increasing timestamps; nudge duplicates by one tick.
