@@ -170,7 +170,7 @@ def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator
 
 @dataclass(frozen=True)
 class SmoothOptions:
-    alpha: float = 0.6  # weight of the warped previous output where the flow is trusted
+    alpha: float = 0.7  # weight of the warped previous output where the flow is trusted
     flow: FlowOptions = field(default_factory=FlowOptions)
     input_tol: float = 10.0  # gray levels: where the input itself changed by this much, weight halves
     cut_below: float = 0.3  # fewer trusted pixels than this (fraction) = a scene cut: no blending
@@ -249,10 +249,14 @@ class TemporalSmoother:
 METRIC_FLOW = FlowOptions(method="farneback", max_side=512)
 
 
-def pair_warping_error(prev_out: np.ndarray, cur_out: np.ndarray, m: Motion) -> float:
-    """Mean |cur - warp(prev)| (0..255, over channels) on the trusted pixels of motion `m`."""
+def pair_warping_error(prev_out: np.ndarray, cur_out: np.ndarray, m: Motion,
+                       mask: Optional[np.ndarray] = None) -> float:
+    """Mean |cur - warp(prev)| (0..255, over channels) on the trusted pixels of motion `m`
+    (and, given a `mask` on the output grid, only where it is > 0.5: e.g. the translated faces)."""
     h, w = cur_out.shape[:2]
     flow, valid = m.at(h, w)
+    if mask is not None:
+        valid = valid * (mask > 0.5)
     diff = np.abs(cur_out.astype(np.float32) - warp(prev_out.astype(np.float32), flow))
     if diff.ndim == 3:
         diff = diff.mean(-1)
@@ -276,13 +280,18 @@ class WarpingError:
         self._prev_gray: Optional[np.ndarray] = None
         self._prev: dict[str, np.ndarray] = {}
 
-    def update(self, inp: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    def update(self, inp: np.ndarray, outputs: dict[str, np.ndarray], mask: Optional[np.ndarray] = None) -> None:
+        """Add frame t: the input and each version's output; `mask` (output grid) limits the
+        measurement to part of the frame (the same pixels for every version)."""
         gray = self.estimator.gray(inp)
         if self._prev_gray is not None:
             m = motion(gray, self._prev_gray, self.estimator)
             self.trusted.append(float(m.valid.mean()))
             for n in self.names:
-                e = pair_warping_error(self._prev[n], outputs[n], m)
+                out = outputs[n]
+                mk = mask if mask is None or mask.shape == out.shape[:2] else \
+                    cv2.resize(mask, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR)
+                e = pair_warping_error(self._prev[n], out, m, mk)
                 if e == e:  # not NaN (no trusted pixel at all)
                     self.errors[n].append(e)
         self._prev_gray = gray

@@ -50,7 +50,7 @@ class TranslateOptions:
 
     model: str  # a name in models/ or a path to a generator.pt
     faces_only: Optional[bool] = None  # None: the model decides (trained on face crops -> faces only)
-    temporal_alpha: float = 0.6  # weight of the warped previous output; 0 turns smoothing off
+    temporal_alpha: float = 0.7  # weight of the warped previous output; 0 turns smoothing off
     tile: int = 512  # whole-frame tiles (input pixels, rounded up to what the net accepts); 0: no tiling
     tile_overlap: int = 32  # pixels shared by neighbouring tiles, blended with a linear ramp
     keep_size: bool = False  # x4 models: resize the result back to the input size
@@ -58,6 +58,8 @@ class TranslateOptions:
     feather: float = 0.12  # paste-back: soft edge as a fraction of the crop side
     mask_shape: str = "ellipse"  # paste-back mask: ellipse (face only) or box (the whole crop)
     color_match: bool = False  # match each translated face's colours to the original face
+    keep_luma: Optional[bool] = None  # faces: keep the frame's own brightness, take only the model's
+    # colour (None: on for gray-input models, i.e. colourisation, whose crops are smaller than the face)
     device: str = "auto"  # where the generator and smoothing run: auto | cpu | cuda
     batch_size: int = 4  # tiles or faces per forward pass
     detector: DetectorOptions = DetectorOptions()
@@ -204,6 +206,7 @@ class FaceTranslator:
         self.multiple = int(getattr(translator.net, "multiple", 0) or translator.size)
         self.landmarks = _Landmarks()
         self._masks: dict[int, np.ndarray] = {}
+        self.keep_luma = translator.input_mode == "gray" if options.keep_luma is None else options.keep_luma
 
     def _mask(self, size: int) -> np.ndarray:
         if size not in self._masks:
@@ -240,7 +243,26 @@ class FaceTranslator:
                     side = face.shape[0]
                     ref = warp_crop(base, m_out, side) if self.o.color_match else None
                     out = paste_back(out, face, m_out, self._mask(side), color_reference=ref, out_alpha=region)
+        if self.keep_luma and jobs:
+            out = _with_luma_of(out, base, region)
         return out, region
+
+
+def _with_luma_of(out: np.ndarray, base: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`out` with the lightness (Lab L) of `base` inside `region`, blended by it: a colourising model
+    gives its colour at crop resolution while the face keeps the frame's full-resolution detail."""
+    ys, xs = np.nonzero(region > 0)
+    if ys.size == 0:
+        return out
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    lab = cv2.cvtColor(out[y0:y1, x0:x1], cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.cvtColor(base[y0:y1, x0:x1], cv2.COLOR_RGB2LAB)[..., 0]
+    mixed = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).astype(np.float32)
+    b = base[y0:y1, x0:x1].astype(np.float32)
+    a = region[y0:y1, x0:x1, None]
+    result = out.copy()
+    result[y0:y1, x0:x1] = np.clip(b + (mixed - b) * a + 0.5, 0, 255).astype(np.uint8)
+    return result
 
 
 # -- the job ----------------------------------------------------------------------------------------
@@ -304,51 +326,60 @@ class Translation:
         stop = threading.Event()
         cancel = cancel or threading.Event()
         check_output_path(output_path, input_path)
-        faces = FaceTranslator(self.translator, self.options, self.out_factor) if self.faces_only else None
         with VideoReader(input_path) as reader:
-            info = reader.info
-            if info.is_image:
-                for frame, boxes in self._frames(reader, stop, report):
-                    image, _ = self.process(frame, boxes, faces, report)
+            if reader.info.is_image:
+                for _, _, image, _ in self.run(reader, report, stop, cancel):
                     write_image(output_path, image, source=input_path,
                                 copy_metadata=self.options.encode.copy_metadata)
                     report.frames += 1
             else:
-                self._video(reader, output_path, report, stop, cancel, progress, faces)
+                self._video(reader, output_path, report, stop, cancel, progress)
             if reader.skipped_packets:
                 report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
         report.seconds = time.perf_counter() - t0
         report.fps = report.frames / report.seconds if report.seconds > 0 else 0.0
         return report
 
-    def _video(self, reader, output_path, report, stop, cancel, progress, faces) -> None:
+    def run(self, reader: VideoReader, report: FileReport, stop: threading.Event,
+            cancel: Optional[threading.Event] = None
+            ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray, Optional[np.ndarray]]]:
+        """The frame loop: yields (frame, per-frame translation, temporally smoothed translation,
+        region) in order. The two images are the same array when smoothing is off; region is the
+        alpha of the pasted faces (faces-only), an empty array for frames passed through, or None
+        (whole frame translated)."""
+        faces = FaceTranslator(self.translator, self.options, self.out_factor) if self.faces_only else None
+        smoother = None
+        if self.options.temporal_alpha > 0 and not reader.info.is_image:
+            smoother = TemporalSmoother(SmoothOptions(alpha=self.options.temporal_alpha),
+                                        device=self.translator.device)
+        for frame, boxes in self._frames(reader, stop, report):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled; nothing was written", report.output)
+            image, region = self.process(frame, boxes, faces, report)
+            smoothed = image
+            if smoother is not None:
+                if region is PASSED_THROUGH:
+                    smoother.reset()  # outside --start/--end: passed through; start afresh after
+                else:
+                    smoothed = smoother.step(frame.image, image, region)
+            yield frame, image, smoothed, region
+        if smoother is not None and smoother.cuts:
+            report.warnings.append(f"temporal smoothing restarted at {smoother.cuts} scene cut(s)")
+
+    def _video(self, reader, output_path, report, stop, cancel, progress) -> None:
         info = reader.info
         f = self.out_factor
         out_info = dataclasses.replace(info, width=info.width * f, height=info.height * f,
                                        coded_width=info.coded_width * f, coded_height=info.coded_height * f)
-        smoother = None
-        if self.options.temporal_alpha > 0:
-            smoother = TemporalSmoother(SmoothOptions(alpha=self.options.temporal_alpha),
-                                        device=self.translator.device)
         writer = VideoWriter(output_path, out_info, source=reader.path, options=self.options.encode)
         try:
-            for frame, boxes in self._frames(reader, stop, report):
-                if cancel.is_set():
-                    raise Cancelled("cancelled; nothing was written", output_path)
-                image, region = self.process(frame, boxes, faces, report)
-                if smoother is not None:
-                    if region is PASSED_THROUGH:
-                        smoother.reset()  # outside --start/--end: passed through, start afresh after
-                    else:
-                        image = smoother.step(frame.image, image, region)
+            for frame, _, image, _ in self.run(reader, report, stop, cancel):
                 writer.write(frame, image)
                 report.frames += 1
                 if progress is not None:
                     progress(report.frames, info.frame_count)
             writer.commit()
             report.warnings.extend(writer.warnings)
-            if smoother is not None and smoother.cuts:
-                report.warnings.append(f"temporal smoothing restarted at {smoother.cuts} scene cut(s)")
         except BaseException:
             stop.set()
             writer.abort()

@@ -58,11 +58,17 @@ def register(sub) -> None:
                        help="shape pasted back (default ellipse)")
     faces.add_argument("--color-match", action="store_true",
                        help="match each translated face's colours to the original face")
+    luma = faces.add_mutually_exclusive_group()
+    luma.add_argument("--keep-luma", dest="keep_luma", action="store_true", default=None,
+                      help="keep the frame's own brightness and take only the model's colour (default for "
+                           "gray-input models: colourisation keeps full-resolution detail)")
+    luma.add_argument("--model-luma", dest="keep_luma", action="store_false",
+                      help="paste the model's output as it is")
     tm = p.add_argument_group("temporal smoothing (video)")
     tsel = tm.add_mutually_exclusive_group()
-    tsel.add_argument("--temporal-alpha", type=_fraction(0.0, 0.95), default=0.6, metavar="A",
+    tsel.add_argument("--temporal-alpha", type=_fraction(0.0, 0.95), default=0.7, metavar="A",
                       help="weight of the previous output warped by optical flow, on pixels where the flow "
-                           "is trusted (default 0.6; 0 = off)")
+                           "is trusted (default 0.7; 0 = off)")
     tsel.add_argument("--no-temporal", action="store_true", help="no smoothing (per-frame translation)")
     add_detector_args(p)  # --device also picks where the generator runs
     p.add_argument("--model-batch", type=_positive_int, default=4, metavar="N",
@@ -95,7 +101,7 @@ def _options(args):
         temporal_alpha=0.0 if args.no_temporal else args.temporal_alpha,
         tile=args.tile, tile_overlap=args.tile_overlap, keep_size=args.keep_size,
         margin=args.align_margin, feather=args.feather, mask_shape=args.paste_mask,
-        color_match=args.color_match, device=args.device, batch_size=args.model_batch,
+        color_match=args.color_match, keep_luma=args.keep_luma, device=args.device, batch_size=args.model_batch,
         detector=detector, encode=encode, start=args.start, end=args.end, detect_every=args.detect_every)
 
 
