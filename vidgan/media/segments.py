@@ -252,7 +252,8 @@ class _PacketWriter(VideoWriter):
     def __init__(self, path: str, info: VideoInfo, template, source: Optional[str],
                  options: EncodeOptions):
         self._template = template
-        self._last_dts: Optional[int] = None
+        self._last_dts: Optional[int] = None  # over the whole output
+        self._part_dts: Optional[int] = None  # within the part being written
         super().__init__(path, info, source=source, options=options)
 
     def _setup_video(self, fmt: str) -> None:
@@ -263,23 +264,54 @@ class _PacketWriter(VideoWriter):
         self.codec = stream.codec_context.name
         self._video = stream
 
-    def write_packet(self, packet, time_base: Fraction) -> None:
-        """Mux one encoded video packet, its timestamps given in `time_base`."""
+    def write_part(self, packets: Iterable, time_base: Fraction) -> None:
+        """Mux the encoded video packets of one part (timestamps in `time_base`) after the last.
+
+        Decode timestamps get two repairs, neither of which touches pts or the packet order:
+        - a demuxer that stores no dts (Matroska) reports none for the first packets of a part
+          (the decoder delay); they are filled backwards from the first known dts;
+        - each part's encoder started its decode clock before its first frame, so at a join that
+          clock can overlap the previous part's last packets (variable frame rate); overlapping
+          dts are moved up, never past the packet's pts."""
         tb = self.info.time_base
-        pts = packet.pts if time_base == tb else _rescale(packet.pts, time_base, tb)
-        dts = packet.dts if time_base == tb else _rescale(packet.dts, time_base, tb)
-        if dts is not None and self._last_dts is not None and dts <= self._last_dts:
-            # Each part's encoder started its decode clock before its first frame; at a join that
-            # clock can overlap the previous part's last packets (variable frame rate). Decode
-            # order is unchanged, so moving dts up (never past pts) is all the muxer needs.
+        head: list = []  # leading packets without dts, waiting for the first known one
+        for packet in packets:
+            if packet.size == 0:
+                continue
+            pts = packet.pts if time_base == tb else _rescale(packet.pts, time_base, tb)
+            dts = packet.dts if time_base == tb else _rescale(packet.dts, time_base, tb)
+            if dts is None and (head or self._part_dts is None):
+                head.append((packet, pts))
+                continue
+            if head:
+                self._flush_head(head, dts)
+                head = []
+            self._mux_part_packet(packet, pts, dts)
+        if head:
+            self._flush_head(head, None)
+        self._part_dts = None
+
+    def _flush_head(self, head: list, next_dts: Optional[int]) -> None:
+        dts_list: list[int] = []
+        upper = next_dts
+        for _packet, pts in reversed(head):
+            d = pts if upper is None else min(pts, upper - 1)
+            dts_list.append(d)
+            upper = d
+        for (packet, pts), dts in zip(head, reversed(dts_list)):
+            self._mux_part_packet(packet, pts, dts)
+
+    def _mux_part_packet(self, packet, pts: Optional[int], dts: Optional[int]) -> None:
+        if dts is None:
+            dts = (self._last_dts + 1) if self._last_dts is not None else pts
+        if self._last_dts is not None and dts is not None and dts <= self._last_dts:
             dts = self._last_dts + 1
-            if pts is not None and dts > pts:
-                raise MediaError("cannot join segments: decode timestamps overlap", self.path)
+        if pts is not None and dts is not None and dts > pts:
+            raise MediaError("cannot join segments: decode timestamps overlap", self.path)
         packet.stream = self._video
-        packet.time_base = tb
+        packet.time_base = self.info.time_base
         packet.pts, packet.dts = pts, dts
-        if dts is not None:
-            self._last_dts = dts
+        self._last_dts = self._part_dts = dts
         self._mux_video([packet])
         self.frames_written += 1
 
@@ -312,11 +344,7 @@ def concat_segments(parts: list[str], output: str, info: VideoInfo, source: str,
                 if bytes(stream.codec_context.extradata or b"") != extradata:
                     raise MediaError(f"segment {os.path.basename(part)} was encoded with other "
                                      "codec headers; cannot join without re-encoding", output)
-                tb = Fraction(stream.time_base)
-                for packet in container.demux(stream):
-                    if packet.size == 0:
-                        continue
-                    writer.write_packet(packet, tb)
+                writer.write_part(container.demux(stream), Fraction(stream.time_base))
         if expected_frames is not None and writer.frames_written != expected_frames:
             raise MediaError(f"joined {writer.frames_written} frames, expected {expected_frames}", output)
         writer.finish()
