@@ -310,6 +310,28 @@ def test_gray_models_keep_the_faces_own_lightness(tmp_path):
     assert np.abs(outs[None][far] - src[far]).max() <= 1
 
 
+def test_cancel_leaves_nothing_and_progress_counts(tmp_path):
+    import threading
+
+    from vidgan.errors import Cancelled
+
+    clip = first_second(tmp_path, "carphone_qcif.mp4", seconds=0.5)
+    out = tmp_path / "cancelled.mp4"
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 3:
+            cancel.set()
+
+    job = Translation(TranslateOptions(model="-", faces_only=False, device="cpu"), translator=fixed(Negate()))
+    with pytest.raises(Cancelled):
+        job.translate(clip, str(out), progress=progress, cancel=cancel)
+    assert seen == [1, 2, 3]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".cancelled")]
+
+
 # -- images ---------------------------------------------------------------------------------------
 
 

@@ -190,9 +190,12 @@ class TemporalSmoother:
     `region` (optional, HxW float32 on the output grid) limits blending to where it is > 0, e.g.
     the pasted faces in faces-only mode, so pixels the model never touched stay bit-identical."""
 
-    def __init__(self, options: SmoothOptions = SmoothOptions(), device: Union[str, torch.device] = "cpu"):
+    def __init__(self, options: SmoothOptions = SmoothOptions(), device: Union[str, torch.device] = "cpu",
+                 use_torch: Optional[bool] = None):
         self.options = options
         self.device = torch.device(device)
+        # warp and blend with torch on a GPU (the flow itself is always OpenCV on the CPU)
+        self.use_torch = self.device.type != "cpu" if use_torch is None else use_torch
         self.estimator = FlowEstimator(options.flow)
         self.reset()
 
@@ -226,7 +229,7 @@ class TemporalSmoother:
         weight = cv2.resize(weight_small, (w, h), interpolation=cv2.INTER_LINEAR)
         if region is not None:
             weight = weight * np.clip(region, 0.0, 1.0)
-        if self.device.type == "cuda":
+        if self.use_torch:
             cur = torch.from_numpy(out).to(self.device).permute(2, 0, 1).float()
             wt = torch.from_numpy(weight).to(self.device)[None]
             blended = cur + (warp(prev_out, flow) - cur) * wt
@@ -238,7 +241,7 @@ class TemporalSmoother:
         return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
     def _keep(self, out: np.ndarray) -> None:
-        if self.device.type == "cuda":
+        if self.use_torch:
             self._prev_out = torch.from_numpy(out).to(self.device).permute(2, 0, 1).float()
         else:
             self._prev_out = out.astype(np.float32)
