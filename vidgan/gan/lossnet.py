@@ -47,11 +47,15 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
 class VGG16Features(nn.Module):
     def __init__(self, weights: str | os.PathLike | None = None) -> None:
         super().__init__()
-        from torchvision.models import vgg16
+        from torchvision.models.vgg import cfgs, make_layers
 
-        net = vgg16(weights=None)
-        net.load_state_dict(torch.load(find_vgg16_weights(weights), map_location="cpu", weights_only=True))
-        self.features = net.features[: VGG16_TAPS[-1] + 1].eval()
+        path = find_vgg16_weights(weights)  # fail before building anything
+        # only the convolutional part up to relu4_3 is needed: skip the 120 M classifier parameters
+        self.features = make_layers(cfgs["D"])[: VGG16_TAPS[-1] + 1]
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                       if k.startswith("features.") and int(k.split(".")[1]) <= VGG16_TAPS[-1]})
+        self.features.eval()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 

@@ -405,7 +405,7 @@ class Pix2PixTrainer(Trainer):
         self.opts["G"].zero_grad(set_to_none=True)
         (loss_gan + c.lambda_l1 * loss_l1).backward()
         self.opts["G"].step()
-        return {"d": float(loss_d), "g_gan": float(loss_gan), "g_l1": float(loss_l1)}
+        return {"d": float(loss_d.detach()), "g_gan": float(loss_gan.detach()), "g_l1": float(loss_l1.detach())}
 
 
 # --------------------------------------------------------------------------------------- CycleGAN
