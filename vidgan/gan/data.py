@@ -184,8 +184,9 @@ class PairSet:
         return self.batch(ia, ib, gen if train else None, device)
 
     def fixed(self, n: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """The first n items, uncropped and unflipped: for sample grids and evaluation."""
-        idx = torch.arange(min(n, len(self)))
+        """n items spread evenly over the set (file names sort by age for UTKFace: a spread shows
+        all ages), uncropped and unflipped: for sample grids."""
+        idx = torch.linspace(0, len(self) - 1, min(n, len(self))).round().long()
         return self.batch(idx, idx, None, device)
 
     def batch(self, ia: torch.Tensor, ib: torch.Tensor, gen: torch.Generator | None,
