@@ -230,7 +230,7 @@ def train_face_attr(cfg: LossnetConfig, log=print) -> dict[str, float]:
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss)
+                total += float(loss.detach())
             epoch += 1
             elapsed += time.time() - t0
             m = evaluate_face_attr(net, vx, vages, vgenders, device)

@@ -159,7 +159,12 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, bf16 autocast)"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU ({model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s))"
 
 
 # ---------------------------------------------------------------------------------------- trainer
