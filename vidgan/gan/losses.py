@@ -67,7 +67,7 @@ class PerceptualLoss(nn.Module):
     """Feature reconstruction + style loss (Johnson et al.) over a frozen network.
 
     `lossnet(x)` returns a list of feature maps for x in [-1, 1] (see lossnet.py). content_layers /
-    style_layers index that list. Both terms are exactly zero for identical inputs and grow with the
+    style_layers index that list; each layer's error is relative to the target's energy there. Both terms are exactly zero for identical inputs and grow with the
     distortion of either image."""
 
     def __init__(self, lossnet: nn.Module, content_layers: Sequence[int] = (1,),
@@ -85,14 +85,20 @@ class PerceptualLoss(nn.Module):
         self.net.eval()
         return self
 
+    @staticmethod
+    def _relative(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """MSE divided by the target's mean square: every layer counts alike whatever its scale,
+        and a weight of w means "w per 100 % feature error"."""
+        a, b = a.float(), b.float()
+        return F.mse_loss(a, b) / (b.pow(2).mean() + 1e-8)
+
     def terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fx = self.net(x)
         with torch.no_grad():
             fy = self.net(y)
-        content = sum((F.mse_loss(fx[i].float(), fy[i].float()) for i in self.content_layers),
-                      torch.zeros((), device=x.device))
-        style = sum((F.mse_loss(gram(fx[i]), gram(fy[i])) for i in self.style_layers),
-                    torch.zeros((), device=x.device))
+        zero = torch.zeros((), device=x.device)
+        content = sum((self._relative(fx[i], fy[i]) for i in self.content_layers), zero)
+        style = sum((self._relative(gram(fx[i]), gram(fy[i])) for i in self.style_layers), zero)
         return content, style
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
