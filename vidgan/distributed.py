@@ -30,6 +30,7 @@ join (or when the file fails).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ from .batch import BatchReport, Job
 from .errors import UsageError, VidganError
 from .media.segments import (SEGMENTABLE_FORMATS, PacketTable, Segment, SegmentReader, concat_segments,
                              encode_segment, packet_table, part_path, plan_segments)
-from .media.reader import is_image_path
+from .media.reader import is_image_path, probe
 from .media.writer import EncodeOptions, output_format_for
 from .pipeline import AnonymizeOptions, FileReport, Pipeline
 
@@ -114,6 +115,7 @@ class FileWork:
             report.faces += r.faces
             report.tracks += r.tracks
             report.covered_boxes += r.covered_boxes
+            report.detect_every = r.detect_every
             report.warnings.extend(w for w in r.warnings if w not in report.warnings)
         report.warnings.extend(writer.warnings)
         report.seconds = max(0.0, time.time() - plan.started)
@@ -162,9 +164,7 @@ class AnonymizeWork(FileWork):
     def run_segment(self, job: Job, table: PacketTable, segment: Segment, part: str,
                     context: float, progress: Progress) -> FileReport:
         pipe = self.pipeline()
-        context = max(context, self._context_needed(table))
-        reader = SegmentReader(job.input, table, segment, before=context, after=context,
-                               align=self.options.detect_every)
+        reader = self.segment_reader(job.input, table, segment, context)
         report = FileReport(input=job.input, output=job.output)
         scratch = FileReport(input=job.input)  # counts detections in the context frames too
         tracks: set[int] = set()
@@ -186,10 +186,24 @@ class AnonymizeWork(FileWork):
         finally:
             stop.set()
         report.tracks = len(tracks)
+        report.detect_every = scratch.detect_every
         if reader.skipped_packets:
             report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
         return report
 
+
+    def segment_reader(self, path: str, table: PacketTable, segment: Segment,
+                       context: float = 1.0) -> SegmentReader:
+        """The frames a segment task tracks: its own plus enough context on both sides.
+
+        The context starts on a frame where a whole-file run starts a detector batch and a
+        detect-every step, so the same frames are detected together (the same faces are found)
+        and the tracker gives the segment's own frames the boxes a whole-file run gives them."""
+        context = max(context, self._context_needed(table))
+        rate = probe(path).average_rate
+        stride = self.options.detect_stride(float(rate) if rate else None)
+        align = math.lcm(stride, self.options.detector.batch_size)
+        return SegmentReader(path, table, segment, before=context, after=context, align=align)
 
     def _context_needed(self, table: PacketTable) -> float:
         """Seconds of context the tracker needs so frames next to a cut get the boxes a whole-file
@@ -216,6 +230,16 @@ def _throttled(actor, key) -> Progress:
     return progress
 
 
+def _pin_threads() -> None:
+    """Compute threads = the CPUs Ray gave this task (not the node's count), so tasks sharing a
+    node do not oversubscribe it."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU") or 1
+    torch.set_num_threads(max(1, int(cpus)))
+
+
 def _final_count(actor, key, frames: int) -> None:
     """The task's last count, waited for: the driver's final total must include it."""
     if actor is not None:
@@ -231,6 +255,7 @@ def _failed(job: Job, exc: BaseException) -> FileReport:
 
 def _start_task(work: FileWork, job: Job, key: int, seconds: float, actor) -> Any:
     started = time.time()
+    _pin_threads()
     try:
         planned = work.plan(job, seconds)
         if planned is None:
@@ -249,6 +274,7 @@ def _segment_task(work: FileWork, job: Job, key: int, plan: SegmentPlan, number:
                   context: float, actor) -> FileReport:
     segment = plan.segments[number]
     part = part_path(plan.folder, job.output, number)
+    _pin_threads()
     try:
         report = work.run_segment(job, plan.table, segment, part, context,
                                   _throttled(actor, (key, number)))
@@ -291,7 +317,7 @@ def connect(options: RayOptions):
         raise UsageError("--ray needs the ray package: pip install 'vidgan[ray]'") from None
     if not ray.is_initialized():
         kwargs = dict(options.init_kwargs)
-        kwargs.setdefault("log_to_driver", False)
+        kwargs.setdefault("log_to_driver", log.isEnabledFor(logging.DEBUG))  # workers' logs with -v
         try:
             ray.init(address=options.address or None, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
