@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="audit each output with an independent judge (see `vidgan audit`); "
                             "exit 4 if any face leaked")
     m = a.add_argument_group("covering")
-    m.add_argument("--mode", choices=["blur", "pixelate", "solid"], default="blur")
+    m.add_argument("--mode", choices=["blur", "pixelate", "solid", "gan"], default="blur",
+                   help="gan: a generated face of another person, keyed by the passcode (random without one)")
     m.add_argument("--mask", choices=["ellipse", "box"], default="ellipse", help="mask shape (default ellipse)")
     m.add_argument("--margin", type=_fraction(0.0, 2.0), default=0.25,
                    help="grow each face box by this fraction on every side (default 0.25)")
@@ -158,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--blur-strength", type=_fraction(0.1, 10.0), default=1.0, help="blur mode (default 1)")
     m.add_argument("--blocks", type=int, default=8, help="pixelate mode: cells across a face (default 8)")
     m.add_argument("--color", default="black", help="solid mode colour: #rrggbb, r,g,b or a name")
+    m.add_argument("--gan-model", default="deid", metavar="NAME_OR_PATH",
+                   help="gan mode: generator in models/NAME or a generator.pt (`vidgan train deid`; default deid)")
     t = a.add_argument_group("what to cover")
     t.add_argument("--start", type=parse_time, help="process from this time (s or hh:mm:ss); "
                    "earlier frames are kept unchanged")
@@ -234,7 +237,8 @@ def _anonymize_options(args):
             mode=args.mode, mask=mask, detector=_detector_options(args), encode=encode,
             blur_strength=args.blur_strength, pixel_blocks=args.blocks, color=color,
             start=args.start, end=args.end, keep_tracks=frozenset(args.keep_track),
-            tracks_file=args.tracks, detect_every=args.detect_every)
+            tracks_file=args.tracks, detect_every=args.detect_every,
+            gan_model=getattr(args, "gan_model", "deid"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -305,7 +309,16 @@ def cmd_anonymize(args) -> int:
     if args.ray is not None and (args.passcode_file or args.passcode_env or args.passcode_prompt):
         raise UsageError("--ray does not make passcode vaults (the passcode would travel to the workers); "
                          "run vault batches without --ray")
-    observers_for, vaults = _vault_observers(args, jobs)
+    passcode = None
+    if args.mode == "gan":  # the fake identities follow the passcode (random key without one)
+        import dataclasses
+
+        from ..gan.deid_keys import passcode_key, random_key
+
+        if args.passcode_file or args.passcode_env or args.passcode_prompt:
+            passcode = _passcode(args, making=True)
+        options = dataclasses.replace(options, gan_key=passcode_key(passcode) if passcode is not None else random_key())
+    observers_for, vaults = _vault_observers(args, jobs, passcode)
     if args.ray is not None:
         from ._ray import RayBar
 
@@ -353,7 +366,7 @@ def _passcode(args, making: bool):
     return get_passcode(args.passcode_file, args.passcode_env, args.passcode_prompt, confirm=making)
 
 
-def _vault_observers(args, jobs):
+def _vault_observers(args, jobs, passcode=None):
     """(observers_for, {job: VaultWriter}) for `run_batch`; (None, {}) without a passcode."""
     has_passcode = bool(args.passcode_file or args.passcode_env or args.passcode_prompt)
     if not has_passcode:
@@ -367,7 +380,7 @@ def _vault_observers(args, jobs):
         raise UsageError(f"--vault takes one input, got {len(jobs)}; vaults go beside each output by default")
     from ..vault import VaultOptions, VaultWriter, default_vault_path
 
-    passcode = _passcode(args, making=True).check_policy(allow_weak=args.allow_weak_passcode)
+    passcode = (passcode or _passcode(args, making=True)).check_policy(allow_weak=args.allow_weak_passcode)
     options = VaultOptions(lossless=args.lossless,
                            **({"target_psnr": args.vault_psnr} if args.vault_psnr is not None else {}))
     vaults = {}
