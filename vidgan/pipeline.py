@@ -48,6 +48,8 @@ class AnonymizeOptions:
     keep_tracks: frozenset[int] = frozenset()  # track ids left visible
     tracks_file: Optional[str] = None  # render boxes from a `vidgan detect` JSON instead of detecting
     detect_every: int = 0  # run the detector on every n-th frame (tracking fills the rest); 0: auto
+    gan_model: str = "deid"  # gan mode: generator name in models/ or path (vidgan train deid)
+    gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
 
     # `detect_every=0` picks the stride from the frame rate so the detector still runs at least
     # AUTO_DETECT_HZ times a second (every 3rd frame at 24-30 fps, every frame at 15 fps and below).
@@ -78,6 +80,11 @@ class AnonymizeOptions:
             return OPERATIONS["pixelate"](self.mask, blocks=self.pixel_blocks)
         if self.mode == "solid":
             return OPERATIONS["solid"](self.mask, color=self.color)
+        if self.mode == "gan":
+            try:
+                return OPERATIONS["gan"](self.mask, model=self.gan_model, key=self.gan_key, device=self.detector.device)
+            except (FileNotFoundError, ValueError) as exc:
+                raise UsageError(str(exc)) from None
         return OPERATIONS[self.mode](self.mask)
 
     def in_range(self, t: float) -> bool:
@@ -262,6 +269,9 @@ class Pipeline:
         stop = threading.Event()
         cancel = cancel or threading.Event()
         check_output_path(output_path, input_path)
+        start_file = getattr(self.operation, "start_file", None)
+        if start_file is not None:  # per-file state of the operation (gan mode: the video's salt)
+            start_file(input_path)
         with VideoReader(input_path) as reader:
             info = reader.info
             started: list[FrameObserver] = []

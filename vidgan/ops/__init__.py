@@ -2,10 +2,11 @@
 
 from .base import Operation
 from .blur import Blur
+from .gan_face import GanFace
 from .masks import MaskOptions
 from .pixelate import Pixelate
 from .solid import Solid, parse_color
 
-OPERATIONS = {"blur": Blur, "pixelate": Pixelate, "solid": Solid}
+OPERATIONS = {"blur": Blur, "pixelate": Pixelate, "solid": Solid, "gan": GanFace}
 
-__all__ = ["Operation", "Blur", "Pixelate", "Solid", "MaskOptions", "OPERATIONS", "parse_color"]
+__all__ = ["Operation", "Blur", "GanFace", "Pixelate", "Solid", "MaskOptions", "OPERATIONS", "parse_color"]
