@@ -1,0 +1,403 @@
+"""Training the de-identification generator (`vidgan train deid`).
+
+Data: UTKFace chips. Each chip's 5 MTCNN landmarks are detected once and cached in
+`packed/deid_landmarks_<folder>.npz` (git-ignored); a chip where MTCNN finds no face uses the
+canonical template (UTKFace chips are already roughly aligned). Every chip is then aligned with
+`faces/align.py` exactly as at inference (same template, same margin), so the generator is trained
+on the framing the video operation feeds it. Augmentation: horizontal flip (landmarks swapped).
+
+One step (batch of real crops x, landmark heatmaps h, two codes z1, z2):
+
+    D: lsgan(D([x, mask]), real) + lsgan(D([G(x, h, z1), mask]), fake)
+    G: adv   lsgan(D([comp1, mask]), real)
+       ctx   L1 of the raw output against x *outside* the interior (seamless context)
+       in    L1 of comp1 against x inside (a weak prior: plausible shading, not the identity, which
+             the generator cannot see)
+       perc  face-attr feature loss of comp1 against x (the project's own loss network)
+       ms    mode seeking: 1 / (mean |comp1 - comp2| on the interior / mean |z1 - z2| + 0.05)
+
+Checkpoint/resume as in `train.py`: `ckpt.pt` holds networks, optimisers, the data generator's and
+torch's RNG state and the step, so `--resume` continues the same run; `log.csv`, `samples/`,
+`metrics.json`; `--export DIR` writes DIR/generator.pt + a model card.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..faces.align import TEMPLATE, align_matrix, transform_points, warp_crop
+from .data import is_val, list_images, read_rgb
+from .deid import DeidArch, DeidGenerator, heatmaps, save_deid
+from .losses import GANLoss, PerceptualLoss
+from .nets import build_discriminator, count_params, init_weights
+from .train import hardware, save_grid, set_requires_grad
+from .translator import resolve_device
+
+FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
+
+
+@dataclass
+class DeidConfig:
+    data: str
+    out: str
+    size: int = 128
+    margin: float = 0.1
+    limit: int = 0          # use the first N chips (0: all)
+    val_fraction: float = 0.05
+    batch_size: int = 16
+    steps: int = 2000
+    lr: float = 2e-4
+    beta1: float = 0.5
+    ngf: int = 32
+    n_down: int = 4
+    n_res: int = 2
+    z_dim: int = 64
+    ndf: int = 64
+    n_layers: int = 3
+    w_adv: float = 1.0
+    w_ctx: float = 10.0
+    w_in: float = 1.0
+    w_perc: float = 1.0
+    w_ms: float = 1.0
+    lossnet: str = "face-attr"  # face-attr (models/face-attr), a path to a lossnet.pt, or none
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 100
+    ckpt_every: int = 100
+    cache: str = "packed"
+    export: str | None = None
+    command: str = ""
+
+    def arch(self) -> DeidArch:
+        return DeidArch(size=self.size, margin=self.margin, ngf=self.ngf, n_down=self.n_down, n_res=self.n_res,
+                        z_dim=self.z_dim)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def chip_landmarks(files: list[Path], cache_dir: str | Path, device: str = "auto", log=print) -> np.ndarray:
+    """N,5,2 MTCNN landmarks (chip pixels) for `files`, from the cache where known; missing ones are
+    detected (and the cache updated). No face found -> the template scaled to the chip."""
+    root = files[0].parent if files else Path(".")
+    cache = Path(cache_dir) / f"deid_landmarks_{root.name}.npz"
+    known: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as z:
+            known = dict(zip(z["names"].tolist(), z["landmarks"]))
+    todo = [f for f in files if f.name not in known]
+    if todo:
+        from ..faces import DetectorOptions, FaceDetector
+
+        det = FaceDetector(DetectorOptions(device=device, min_face=40, batch_size=16))
+        t0 = time.time()
+        for i in range(0, len(todo), 64):
+            chunk = todo[i:i + 64]
+            ims = [read_rgb(f) for f in chunk]
+            by_size: dict[tuple, list[int]] = {}
+            for j, im in enumerate(ims):
+                by_size.setdefault(im.shape, []).append(j)
+            for idx in by_size.values():
+                for j, faces in zip(idx, det.detect([ims[j] for j in idx])):
+                    h, w = ims[j].shape[:2]
+                    best = max((f for f in faces if f.landmarks), key=lambda f: f.box.width * f.score, default=None)
+                    lm = (np.asarray(best.landmarks, np.float32) if best is not None
+                          else (TEMPLATE * [w, h]).astype(np.float32))
+                    known[chunk[j].name] = lm
+            log(f"landmarks: {min(i + 64, len(todo))}/{len(todo)} ({time.time() - t0:.0f} s)")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        names = sorted(known)
+        tmp = cache.with_name(cache.stem + ".part.npz")
+        np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n] for n in names]))
+        os.replace(tmp, cache)
+    return np.stack([known[f.name] for f in files])
+
+
+def load_aligned(cfg: DeidConfig, split: str, log=print) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 N,3,S,S aligned crops and float N,5,2 landmarks in crop pixels."""
+    files = list_images(cfg.data)
+    if cfg.limit:  # a hash-ordered subset (the file list is sorted by age otherwise)
+        files = sorted(sorted(files, key=lambda f: hashlib.sha1(b"limit:" + f.name.encode()).digest())[: cfg.limit])
+    files = [f for f in files if is_val(f.name, cfg.val_fraction) == (split == "val")]
+    if not files:
+        raise ValueError(f"no {split} images in {cfg.data}")
+    lms = chip_landmarks(files, cfg.cache, "cpu", log)
+    crops, pts = [], []
+    for f, lm in zip(files, lms):
+        m = align_matrix(lm, cfg.size, cfg.margin)
+        crops.append(warp_crop(read_rgb(f), m, cfg.size))
+        pts.append(transform_points(lm, m))
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.from_numpy(np.stack(pts).astype(np.float32))
+
+
+def batch(x: torch.Tensor, pts: torch.Tensor, idx: torch.Tensor, flip: torch.Tensor | None,
+          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [-1, 1] and heatmaps for the rows `idx`; `flip` (bool per row) mirrors them."""
+    im = x[idx].to(device).float() / 127.5 - 1
+    p = pts[idx].to(device).clone()
+    if flip is not None and bool(flip.any()):
+        f = flip.to(device)
+        im[f] = im[f].flip(-1)
+        pf = p[f][:, FLIP]
+        pf[..., 0] = x.shape[-1] - 1 - pf[..., 0]
+        p[f] = pf
+    return im, heatmaps(p, x.shape[-1])
+
+
+# ---------------------------------------------------------------------------------------- trainer
+
+
+class DeidTrainer:
+    loss_names = ("d", "adv", "ctx", "in", "perc", "ms")
+
+    def __init__(self, cfg: DeidConfig, log=print, data: tuple | None = None) -> None:
+        self.cfg, self.log = cfg, log
+        self.device = resolve_device(cfg.device)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        if data is None:
+            data = (load_aligned(cfg, "train", log), load_aligned(cfg, "val", log))
+        (self.x, self.pts), (self.vx, self.vpts) = data
+        self.G = DeidGenerator(cfg.arch()).to(self.device)
+        init_weights(self.G, "normal", 0.02)
+        for m in self.G.modules():  # FiLM starts as the identity (zero scale/shift); z enters by training
+            if m.__class__.__name__ == "FiLM":
+                nn.init.zeros_(m.fc.weight)
+        self.D = init_weights(build_discriminator("patch", in_ch=4, ndf=cfg.ndf, n_layers=cfg.n_layers,
+                                                  norm="instance"), "normal").to(self.device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.gan = GANLoss("lsgan")
+        self.perc = None
+        if cfg.w_perc > 0 and cfg.lossnet != "none":
+            from .lossnet import load_lossnet
+
+            try:
+                self.perc = PerceptualLoss(load_lossnet(cfg.lossnet, self.device), content_layers=(0, 1, 2)).to(self.device)
+            except FileNotFoundError as exc:
+                log(f"warning: no perceptual loss ({exc}); pass --lossnet none to silence this")
+        self.step, self.elapsed = 0, 0.0
+        self.out = Path(cfg.out)
+        n = min(6, len(self.vx))
+        self.sample_idx = torch.arange(n)
+        self.sample_z = torch.randn(2, n, cfg.z_dim, generator=torch.Generator().manual_seed(1))
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+
+    def train_step(self, x: torch.Tensor, heat: torch.Tensor) -> dict[str, float]:
+        c, n = self.cfg, x.shape[0]
+        hard = self.G.hard.expand(n, 1, -1, -1)
+        z1 = torch.randn(n, c.z_dim, generator=self.gen).to(self.device)
+        z2 = torch.randn(n, c.z_dim, generator=self.gen).to(self.device)
+        with self.autocast():
+            raw1, comp1 = self.G(x, heat, z1)
+            _, comp2 = self.G(x, heat, z2) if c.w_ms > 0 else (None, comp1)
+        # D
+        set_requires_grad(self.D, True)
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            d_loss = 0.5 * (self.gan(self.D(torch.cat([x, hard], 1)), True)
+                            + self.gan(self.D(torch.cat([comp1.detach(), hard], 1)), False))
+        d_loss.backward()
+        self.opt_d.step()
+        # G
+        set_requires_grad(self.D, False)
+        self.opt_g.zero_grad(set_to_none=True)
+        outside = 1 - self.G.soft
+        inside = self.G.hard
+        with self.autocast():
+            adv = self.gan(self.D(torch.cat([comp1, hard], 1)), True, for_discriminator=False)
+            ctx = ((raw1.float() - x).abs() * outside).sum() / (outside.sum() * 3 * n)
+            inn = ((comp1.float() - x).abs() * inside).sum() / (inside.sum() * 3 * n)
+            perc = self.perc(comp1, x) if self.perc is not None else torch.zeros((), device=self.device)
+            if c.w_ms > 0:
+                diff = ((comp1.float() - comp2.float()).abs() * inside).flatten(1).sum(1) / (inside.sum() * 3)
+                lz = (diff / (z1 - z2).abs().mean(1)).mean()
+                ms = 1.0 / (lz + 0.05)  # bounded: at most 20 while z is still ignored
+            else:
+                ms = torch.zeros((), device=self.device)
+            g_loss = c.w_adv * adv + c.w_ctx * ctx + c.w_in * inn + c.w_perc * perc + c.w_ms * 0.1 * ms
+        g_loss.backward()
+        self.opt_g.step()
+        return {k: float(v.detach()) for k, v in
+                (("d", d_loss), ("adv", adv), ("ctx", ctx), ("in", inn), ("perc", perc), ("ms", ms))}
+
+    # -- checkpoints
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "elapsed": self.elapsed, "cfg": json.dumps(asdict(self.cfg)),
+                "G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "gen": self.gen.get_state(), "rng": torch.get_rng_state()}
+
+    def save_checkpoint(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state(), self.out / "ckpt.pt.part")
+        os.replace(self.out / "ckpt.pt.part", self.out / "ckpt.pt")
+
+    def resume(self) -> bool:
+        p = self.out / "ckpt.pt"
+        if not p.is_file():
+            return False
+        st = torch.load(p, map_location="cpu", weights_only=True)
+        self.G.load_state_dict(st["G"])
+        self.D.load_state_dict(st["D"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        self.gen.set_state(st["gen"])
+        torch.set_rng_state(st["rng"])
+        self.step, self.elapsed = int(st["step"]), float(st["elapsed"])
+        log_path = self.out / "log.csv"
+        if log_path.is_file():  # drop rows written after the checkpoint (they are redone)
+            rows = list(csv.reader(log_path.open()))
+            keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= self.step]
+            with log_path.open("w", newline="") as fh:
+                csv.writer(fh).writerows(keep)
+        self.log(f"resumed {p} at step {self.step}")
+        return True
+
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        """Rows: original, masked input, fake with z_a, fake with z_b."""
+        self.G.eval()
+        x, h = batch(self.vx, self.vpts, self.sample_idx, None, self.device)
+        with self.autocast():
+            fa = self.G(x, h, self.sample_z[0].to(self.device))[1]
+            fb = self.G(x, h, self.sample_z[1].to(self.device))[1]
+        self.G.train()
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        save_grid([x, x * (1 - self.G.hard), fa.float(), fb.float()], path)
+        return path
+
+    @torch.no_grad()
+    def evaluate(self, max_n: int = 256) -> dict[str, float]:
+        """Held-out: context L1 (outside the interior, [0, 1] units), interior L1 to the original,
+        diversity (mean interior |G(z1) - G(z2)|, [0, 1] units)."""
+        self.G.eval()
+        n = min(len(self.vx), max_n)
+        gen = torch.Generator().manual_seed(123)
+        tot = {"val_ctx_l1": 0.0, "val_interior_l1": 0.0, "val_diversity": 0.0}
+        inside, outside = self.G.hard, 1 - self.G.soft
+        for i in range(0, n, 16):
+            idx = torch.arange(i, min(i + 16, n))
+            x, h = batch(self.vx, self.vpts, idx, None, self.device)
+            z = torch.randn(2, len(idx), self.cfg.z_dim, generator=gen).to(self.device)
+            with self.autocast():
+                raw, a = self.G(x, h, z[0])
+                _, b = self.G(x, h, z[1])
+            raw, a, b = raw.float(), a.float(), b.float()
+
+            def mean_in(t, m):
+                return float(((t.abs() * m).flatten(1).sum(1) / (m.sum() * 3)).sum() / 2)
+
+            tot["val_ctx_l1"] += mean_in(raw - x, outside)
+            tot["val_interior_l1"] += mean_in(a - x, inside)
+            tot["val_diversity"] += mean_in(a - b, inside)
+        self.G.train()
+        return {k: round(v / n, 4) for k, v in tot.items()} | {"n_val": n}
+
+    def run(self, stop_at: int | None = None) -> dict[str, float]:
+        c = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(asdict(c), indent=2))
+        new_log = not (self.out / "log.csv").is_file()
+        end = c.steps if stop_at is None else min(stop_at, c.steps)
+        with open(self.out / "log.csv", "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new_log:
+                w.writerow(["step", *self.loss_names, "time_s"])
+            acc: dict[str, float] = {}
+            t0, n_acc = time.time(), 0
+            while self.step < end:
+                idx = torch.randint(0, len(self.x), (c.batch_size,), generator=self.gen)
+                flip = torch.rand(c.batch_size, generator=self.gen) < 0.5
+                x, h = batch(self.x, self.pts, idx, flip, self.device)
+                losses = self.train_step(x, h)
+                self.step += 1
+                for k, v in losses.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                if self.step % c.log_every == 0 or self.step == end:
+                    now = time.time()
+                    self.elapsed += now - t0
+                    t0 = now
+                    w.writerow([self.step, *(f"{acc[k] / n_acc:.5f}" for k in self.loss_names), f"{self.elapsed:.0f}"])
+                    fh.flush()
+                    self.log(f"step {self.step}/{c.steps} " + " ".join(f"{k} {acc[k] / n_acc:.4f}" for k in self.loss_names))
+                    acc, n_acc = {}, 0
+                if self.step % c.sample_every == 0:
+                    self.save_samples()
+                if self.step % c.ckpt_every == 0 or self.step == end:
+                    self.save_checkpoint()
+        if self.step < c.steps:
+            return {}
+        grid = self.save_samples()
+        m = self.evaluate()
+        m["train_seconds"] = round(self.elapsed)
+        m["steps"] = self.step
+        (self.out / "metrics.json").write_text(json.dumps(m, indent=2))
+        save_deid(self.out / "generator.pt", self.G, self.meta(m))
+        self.log("metrics: " + json.dumps(m))
+        if c.export:
+            self.export(Path(c.export), grid, m)
+        return m
+
+    def meta(self, m: dict) -> dict[str, Any]:
+        return {"data": self.cfg.data, "steps": self.step, "metrics": m, "command": self.cfg.command}
+
+    def export(self, d: Path, grid: Path, m: dict) -> None:
+        import cv2
+
+        d.mkdir(parents=True, exist_ok=True)
+        save_deid(d / "generator.pt", self.G, self.meta(m))
+        cv2.imwrite(str(d / "samples.jpg"), cv2.imread(str(grid)), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        c = self.cfg
+        lines = [
+            f"# {d.name}", "",
+            f"GAN de-identification generator (`vidgan.gan.deid.DeidGenerator`, {count_params(self.G) / 1e6:.2f} M "
+            f"parameters, {c.size} px aligned crops, margin {c.margin}, z {c.z_dim}-d), trained by "
+            f"`vidgan train deid`; used by `vidgan anonymize --mode gan --gan-model {d}`.", "",
+            "- Data: UTKFace aligned and cropped faces (non-commercial research use only), aligned by their "
+            "MTCNN landmarks; held-out split by file-name hash "
+            f"({c.val_fraction:.0%}, never trained on).",
+            f"- Command: `{c.command or '(library call)'}`",
+            f"- Training: {self.step} steps, batch {c.batch_size}, lr {c.lr}, weights adv {c.w_adv} ctx {c.w_ctx} "
+            f"in {c.w_in} perc {c.w_perc} ({c.lossnet}) ms {c.w_ms}; "
+            f"{m.get('train_seconds', 0) / 60:.1f} min on {hardware(self.device)}.",
+            "- Metrics (held-out): " + ", ".join(f"{k} {v}" for k, v in m.items() if k not in ("train_seconds", "steps")),
+            "- Acceptance numbers (dlib judge): see docs/benchmarks.md (`benchmarks/bench_deid.py`).",
+            "- Licence of the weights: derived from the data above, same terms.", "",
+            "![samples](samples.jpg)", "",
+            "Rows: held-out original, generator input (interior removed), fake with code A, fake with code B.", "",
+        ]
+        (d / "README.md").write_text("\n".join(lines))
+        self.log(f"exported {d / 'generator.pt'}")
+
+
+def train_deid(cfg: DeidConfig, resume: bool = False, log=print) -> dict[str, float]:
+    t = DeidTrainer(cfg, log)
+    if resume:
+        t.resume()
+    return t.run()
+
+
+def command_line() -> str:
+    return " ".join(["vidgan", *sys.argv[1:]])
+
+
+__all__ = ["DeidConfig", "DeidTrainer", "train_deid", "load_aligned", "chip_landmarks"]

@@ -1,0 +1,131 @@
+"""GAN mode: every tracked face becomes a generated face of a different person (`--mode gan`).
+
+Per frame, for every face box:
+
+1. landmarks: the detector's 5 points when this box was detected; otherwise (interpolated, held,
+   manual boxes) the track's last landmarks *relative to its box*, moved with the current box; a
+   track never seen with landmarks uses the average face placed in the box (`align.BOX_TEMPLATE`).
+2. temporal smoothing: the box-relative landmarks are an exponential moving average per track, so
+   the alignment (a similarity: rotation, scale, shift) follows the smoothed box but not the
+   landmark jitter, and the fake face does not swim.
+3. align onto the generator's canonical crop, generate with the track's identity code z
+   (`gan/deid_keys.py`: passcode + video + track -> z, the same in every frame), colour-match the
+   painted interior to the original's light, paste back with the generator's feathered interior mask.
+   All faces of a frame go through the network as one batch (on the GPU when there is one).
+4. the pasted pixels are confined to the operation's mask patch (`Operation.patches`, the region
+   the vault stores), so `restore` brings every changed pixel back.
+
+A face that cannot be aligned usefully (smaller than `MIN_FACE` px, or a box mostly outside the
+frame) is blurred instead: privacy first, a face is never left uncovered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..faces.align import BOX_TEMPLATE, align_matrix, match_color, paste_back, transform_points, warp_crop
+from ..types import Frame, TrackBox
+from .base import Operation
+from .blur import Blur
+from .masks import MaskOptions, blend
+
+MIN_FACE = 16  # px: below this a generated face is meaningless; such faces are blurred
+
+
+@dataclass
+class _TrackState:
+    rel: np.ndarray  # 5,2 landmarks as fractions of the box (smoothed)
+    last: int        # frame index of the last update
+
+
+class GanFace(Operation):
+    name = "gan"
+
+    def __init__(self, mask: MaskOptions = MaskOptions(), model: str = "models/deid", key: Optional[bytes] = None,
+                 device: str = "auto", smooth: float = 0.6, color_match: bool = True, generator=None):
+        super().__init__(mask)
+        from ..gan.deid import interior_masks, load_deid
+        from ..gan.deid_keys import TrackCodes, random_key
+
+        self.net = generator if generator is not None else load_deid(model, device)
+        self.net.eval()
+        self.size, self.margin = self.net.arch.size, self.net.arch.margin
+        self.hard, self.soft = interior_masks(self.size, self.margin)
+        self.key = key if key is not None else random_key()
+        self.codes = TrackCodes(self.key, b"", dim=self.net.arch.z_dim)
+        self.smooth = smooth
+        self.color_match = color_match
+        self.blur = Blur(mask)
+        self.tracks: dict[int, _TrackState] = {}
+        self.stats = {"generated": 0, "blurred": 0}
+
+    def start_file(self, input_path: str) -> None:
+        """Called by the pipeline before each file: the per-video salt, fresh track state."""
+        from ..gan.deid_keys import TrackCodes, video_salt
+
+        self.codes = TrackCodes(self.key, video_salt(input_path), dim=self.net.arch.z_dim)
+        self.tracks.clear()
+
+    # -- geometry
+    def landmarks(self, tb: TrackBox, index: int) -> Optional[np.ndarray]:
+        """Smoothed landmarks (frame pixels) for this box, or None when it cannot be aligned."""
+        b = tb.box
+        if min(b.width, b.height) < MIN_FACE:
+            return None
+        wh, org = np.array([b.width, b.height]), np.array([b.x1, b.y1])
+        st = self.tracks.get(tb.track_id)
+        if st is not None and index - st.last > 5:  # gone for a while: start afresh
+            st = None
+        if tb.landmarks:
+            rel = (np.asarray(tb.landmarks, np.float64).reshape(5, 2) - org) / wh
+            if st is not None:
+                rel = self.smooth * st.rel + (1 - self.smooth) * rel
+        else:
+            rel = st.rel if st is not None else BOX_TEMPLATE
+        if tb.track_id >= 0:
+            self.tracks[tb.track_id] = _TrackState(rel, index)
+        return rel * wh + org
+
+    # -- the operation
+    def apply(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame] = None) -> np.ndarray:
+        if not boxes:
+            return image
+        import torch
+
+        from ..gan.deid import heatmaps
+
+        h, w = image.shape[:2]
+        index = frame.index if frame is not None else 0
+        out = image.copy()
+        todo = []  # (patch, matrix, crop, points in the crop, z)
+        for tb, patch in self.patches(boxes, w, h):
+            lm = self.landmarks(tb, index)
+            region = self.mask.region(tb.box)
+            inside = (min(region.x2, w) - max(region.x1, 0)) * (min(region.y2, h) - max(region.y1, 0))
+            if lm is None or inside < 0.3 * region.width * region.height:
+                blend(out, patch, self.blur.replacement(out[patch.slices], patch, tb))
+                self.stats["blurred"] += 1
+                continue
+            m = align_matrix(lm, self.size, self.margin)
+            todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), self.codes.code(tb.track_id)))
+        if not todo:
+            return out
+        dev = next(self.net.parameters()).device
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            x = torch.from_numpy(np.stack([t[2] for t in todo])).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1
+            heat = heatmaps(torch.from_numpy(np.stack([t[3] for t in todo]).astype(np.float32)).to(dev), self.size)
+            z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
+            _, comp = self.net(x, heat, z)
+        fakes = ((comp.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        for (patch, m, crop, _, _), fake in zip(todo, fakes):
+            if self.color_match:
+                fake = match_color(fake, crop, self.hard)
+            pasted = paste_back(out, fake, m, mask=self.soft)
+            sl = patch.slices
+            keep = patch.alpha > 0  # never touch a pixel the vault does not store
+            out[sl] = np.where(keep[..., None], pasted[sl], out[sl])
+            self.stats["generated"] += 1
+        return out
