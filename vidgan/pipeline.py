@@ -189,8 +189,10 @@ class TrackSource:
                     tid = int(tid) if tid is not None else -1
                     if tid in visible:
                         continue
+                    lms = face.get("landmarks")
                     items.append(TrackBox(tid, Box.from_list(face["box"]), float(face.get("score", 1.0)),
-                                          face.get("kind", "manual")))
+                                          face.get("kind", "manual"),
+                                          tuple((float(x), float(y)) for x, y in lms) if lms else None))
                 self.boxes[int(fr["index"])] = items
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot read tracks file: {exc.__class__.__name__}: {exc}", path) from None
