@@ -43,7 +43,7 @@ def contains(outer: Box, inner: Box, tol: float = 1e-6) -> bool:
 
 
 def test_options_validation_and_lookahead():
-    for name in ("max_gap", "backfill", "hold", "smooth"):
+    for name in ("max_gap", "backfill", "hold", "smooth", "drift"):
         with pytest.raises(ValueError):
             TrackerOptions(**{name: -1})
     o = TrackerOptions(max_gap=6, backfill=4, hold=3, smooth=2)
@@ -51,6 +51,7 @@ def test_options_validation_and_lookahead():
     assert TrackerOptions(max_gap=2, backfill=9, smooth=0).lookahead == 10
     f30 = TrackerOptions.for_fps(30)
     assert (f30.max_gap, f30.backfill, f30.hold, f30.smooth) == (15, 10, 10, 2)
+    assert f30.drift == pytest.approx(0.05)
     assert TrackerOptions.for_fps(10).smooth == 1
     assert TrackerOptions.for_fps(0) == TrackerOptions.for_fps(30)  # unknown rate -> 30 fps
     assert TrackerOptions.for_fps(30, hold=0).hold == 0
@@ -134,6 +135,29 @@ def test_backfill_and_hold_follow_the_motion():
         # the face is where its own motion takes it, and the held box covers it there
         assert contains(tb.box, truth[i], tol=0.5), (i, tb.box, truth[i])
     assert out[13] == [] and out[46] == []
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_a_fast_face_seen_once_stays_covered_while_held(stride):
+    """Sparse detection (the detector on every 3rd frame) can see a fast face only once: its motion
+    is unknown, so the held and backfilled boxes must grow to where it can have gone."""
+    opts = TrackerOptions.for_fps(25)
+    n = 40
+    # 90 px face moving right at 22 px per frame (hall_1080p: someone walking past the camera)
+    truth = {i: Box(1000 + 22 * i, 800, 1090 + 22 * i, 930) for i in range(n)}
+    frames = [[] for _ in range(n)]
+    frames[21] = [Detection(truth[21], 0.99)]
+    out, *_ = run(opts, frames)
+    margin = 0.25  # the default mask margin (fraction of the box on each side)
+    for i in (18, 19, 20, 22, 23):
+        (tb,) = out[i]
+        assert tb.kind == "held"
+        b = tb.box
+        region = Box(b.x1 - margin * b.width, b.y1 - margin * b.height,
+                     b.x2 + margin * b.width, b.y2 + margin * b.height)
+        assert contains(region, truth[i]), (i, region, truth[i])
+    # growth is bounded: never more than one box size on each side
+    assert all(tb.box.width <= 3 * 90 + 1e-6 for i in range(n) for tb in out[i])
 
 
 def test_backfill_at_the_start_and_hold_at_the_end_stay_in_range():

@@ -33,9 +33,15 @@ class TrackerOptions:
     smooth: int = 2  # half-width of the centred smoothing window (frames); 0 = off
     iou_threshold: float = 0.15  # minimum IoU to associate (centre fallback below)
     min_score: float = 0.0  # drop detections below this score before tracking
+    # Held and backfilled boxes are guesses: each side grows by `drift` x the box size per frame
+    # away from the detection (x SINGLE_DRIFT for a track seen once, whose motion is unknown),
+    # up to one box size. Privacy first: a face leaving or entering fast stays covered.
+    drift: float = 0.0
+
+    SINGLE_DRIFT = 4.0
 
     def __post_init__(self):
-        for name in ("max_gap", "backfill", "hold", "smooth"):
+        for name in ("max_gap", "backfill", "hold", "smooth", "drift"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
@@ -45,10 +51,11 @@ class TrackerOptions:
 
     @staticmethod
     def for_fps(fps: float, **overrides) -> "TrackerOptions":
-        """Windows in seconds turned into frames: gap 0.5 s, backfill 0.35 s, hold 0.35 s."""
+        """Windows in seconds turned into frames: gap 0.5 s, backfill 0.35 s, hold 0.35 s; guessed
+        boxes grow by 1.5 box sizes per second on each side (0.06 per frame at 25 fps)."""
         fps = fps if fps and fps > 0 else 30.0
         base = dict(max_gap=max(2, round(0.5 * fps)), backfill=max(2, round(0.35 * fps)),
-                    hold=max(2, round(0.35 * fps)), smooth=2 if fps >= 15 else 1)
+                    hold=max(2, round(0.35 * fps)), smooth=2 if fps >= 15 else 1, drift=1.5 / fps)
         base.update(overrides)
         return TrackerOptions(**base)
 
@@ -60,6 +67,13 @@ def _interp(a: Box, b: Box, t: float) -> Box:
 
 def _shift(box: Box, dx: float, dy: float) -> Box:
     return Box(box.x1 + dx, box.y1 + dy, box.x2 + dx, box.y2 + dy)
+
+
+def _grow(box: Box, fraction: float) -> Box:
+    if fraction <= 0:
+        return box
+    gx, gy = box.width * fraction, box.height * fraction
+    return Box(box.x1 - gx, box.y1 - gy, box.x2 + gx, box.y2 + gy)
 
 
 @dataclass
@@ -201,13 +215,19 @@ class Tracker:
             box = obs[first].box
             vx, vy = self._initial_velocity(st)
             dt = index - first
-            return TrackBox(tid, box.union(_shift(box, vx * dt, vy * dt)), obs[first].score, "held")
+            box = _grow(box.union(_shift(box, vx * dt, vy * dt)), self._drift(st, dt))
+            return TrackBox(tid, box, obs[first].score, "held")
         if last < index <= last + o.hold and index <= self._latest:
             box = obs[last].box
             dt = index - last
             vx, vy = st.velocity
-            return TrackBox(tid, box.union(_shift(box, vx * dt, vy * dt)), obs[last].score, "held")
+            box = _grow(box.union(_shift(box, vx * dt, vy * dt)), self._drift(st, dt))
+            return TrackBox(tid, box, obs[last].score, "held")
         return None
+
+    def _drift(self, st: _TrackState, dt: int) -> float:
+        rate = self.options.drift * (self.options.SINGLE_DRIFT if len(st.sorted_frames) < 2 else 1.0)
+        return min(1.0, rate * abs(dt))
 
     def _initial_velocity(self, st: _TrackState) -> tuple[float, float]:
         frames = st.sorted_frames
