@@ -46,6 +46,7 @@ def register_train(tsub) -> None:
     p.add_argument("--w-perc", type=float, default=1.0)
     p.add_argument("--w-ms", type=float, default=1.0)
     p.add_argument("--lossnet", default="face-attr", help="face-attr (models/face-attr), a lossnet.pt, or none")
+    p.add_argument("--cache", default="packed", metavar="DIR", help="where the landmark cache goes (packed/)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--threads", type=_positive_int)
@@ -74,7 +75,7 @@ def run_train_deid(args: argparse.Namespace) -> int:
                      n_layers=args.n_layers, w_adv=args.w_adv, w_ctx=args.w_ctx, w_in=args.w_in,
                      w_perc=args.w_perc, w_ms=args.w_ms, lossnet=args.lossnet, device=args.device,
                      amp=not args.no_amp, seed=args.seed, log_every=args.log_every,
-                     sample_every=args.sample_every, ckpt_every=args.ckpt_every, export=args.export,
+                     sample_every=args.sample_every, ckpt_every=args.ckpt_every, export=args.export, cache=args.cache,
                      command=command_line())
     try:
         trainer = DeidTrainer(cfg, log=lambda m: print(m, flush=True))

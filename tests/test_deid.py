@@ -1,0 +1,286 @@
+"""GAN de-identification: the generator never sees the face interior, identity codes from the
+passcode, a tiny model trains (and resumes exactly), the gan operation covers every face, and
+restore after gan mode returns the originals. Tiny synthetic data only (32 px models)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import torch
+
+from vidgan.cli import main
+from vidgan.gan.deid import DeidArch, DeidGenerator, canonical_points, heatmaps, interior_masks, load_deid, save_deid
+from vidgan.gan.deid_keys import TrackCodes, passcode_key, video_salt
+from vidgan.gan.deid_train import DeidConfig, DeidTrainer
+from vidgan.gan.nets import init_weights
+from vidgan.keys import Passcode
+from vidgan.ops import OPERATIONS, GanFace, MaskOptions
+from vidgan.types import Box, Frame, TrackBox
+
+ARCH = DeidArch(size=32, margin=0.1, ngf=8, n_down=3, n_res=1, z_dim=8)
+
+
+def tiny_generator(seed: int = 0) -> DeidGenerator:
+    torch.manual_seed(seed)
+    g = init_weights(DeidGenerator(ARCH), "normal", 0.2)  # large init: a visibly non-trivial function
+    for m in g.modules():
+        if m.__class__.__name__ == "FiLM":
+            torch.nn.init.normal_(m.fc.weight, 0, 0.5)  # make z matter without training
+    return g.eval()
+
+
+def inputs(n: int = 2, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
+    pts = torch.from_numpy(canonical_points(32, ARCH.margin))[None].repeat(n, 1, 1)
+    return x, heatmaps(pts, 32), torch.randn(n, ARCH.z_dim, generator=gen)
+
+
+# -- the generator gets no pixel from inside the mask ------------------------------------------------
+
+
+def test_masks_soft_covers_hard_and_interior_is_the_face():
+    hard, soft = interior_masks(128, 0.1)
+    assert set(np.unique(hard)) == {0.0, 1.0}
+    assert (soft[hard > 0] == 1).all() and soft.max() == 1 and (soft[hard == 0] < 1).any()
+    pts = canonical_points(128, 0.1)  # eyes, nose, mouth corners are all inside the interior
+    assert all(hard[int(y), int(x)] == 1 for x, y in pts)
+    assert hard[2, 64] == 0 and hard[125, 64] == 0 and hard[64, 2] == 0  # forehead top, chin, ear stay
+
+
+def test_output_is_independent_of_masked_pixels():
+    g = tiny_generator()
+    x, h, z = inputs()
+    inside = g.hard[0, 0] > 0
+    with torch.no_grad():
+        raw, comp = g(x, h, z)
+        for fill in (torch.zeros_like, torch.ones_like, lambda t: torch.rand_like(t) * 2 - 1):
+            x2 = x.clone()
+            x2[:, :, inside] = fill(x2[:, :, inside])
+            raw2, comp2 = g(x2, h, z)
+            assert torch.equal(raw, raw2) and torch.equal(comp, comp2), "a masked pixel reached the output"
+        # the check can fail: one pixel of context outside the mask does change the output
+        x3 = x.clone()
+        x3[:, :, 1, 1] = -x3[:, :, 1, 1]
+        assert not torch.equal(g(x3, h, z)[1], comp)
+        # and the code matters
+        assert (g(x, h, torch.randn_like(z))[1] - comp).abs()[:, :, inside].mean() > 1e-3
+        # outside the soft mask the composite is the input itself
+        assert torch.equal(comp[:, :, g.soft[0, 0] == 0], x[:, :, g.soft[0, 0] == 0])
+
+
+# -- identity codes ----------------------------------------------------------------------------------
+
+
+def test_codes_deterministic_passcode_and_video_sensitive():
+    k = passcode_key(Passcode("correct horse battery"))
+    assert k == passcode_key(Passcode("correct horse battery")) and len(k) == 32
+    a, b = TrackCodes(k, b"video-1"), TrackCodes(k, b"video-1")
+    assert np.array_equal(a.code(3), b.code(3)) and np.array_equal(a.code(3), a.code(3))
+    assert a.code(3).shape == (64,) and abs(float(a.code(3).std()) - 1) < 0.4  # a standard normal draw
+    other = TrackCodes(passcode_key(Passcode("correct horse battery!")), b"video-1")
+    assert np.linalg.norm(other.code(3) - a.code(3)) > 5
+    assert np.linalg.norm(TrackCodes(k, b"video-2").code(3) - a.code(3)) > 5
+
+
+def test_codes_track_distinct_with_minimum_distance():
+    c = TrackCodes(b"k" * 32, b"salt", dim=8, min_distance=3.5)  # tight: forces re-derivations
+    codes = [c.code(t) for t in range(12)]
+    d = [np.linalg.norm(codes[i] - codes[j]) for i in range(12) for j in range(i)]
+    assert min(d) >= 3.5
+    again = TrackCodes(b"k" * 32, b"salt", dim=8, min_distance=3.5)
+    assert all(np.array_equal(again.code(t), codes[t]) for t in range(12))
+
+
+def test_video_salt_follows_content(tmp_path):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.write_bytes(b"x" * 1000)
+    b.write_bytes(b"x" * 1000)
+    assert video_salt(str(a)) == video_salt(str(b))
+    b.write_bytes(b"x" * 999 + b"y")
+    assert video_salt(str(a)) != video_salt(str(b))
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def synthetic_faces(n: int, size: int = 32, seed: int = 0):
+    """Smooth face-like images (skin ellipse, dark eyes and mouth, varying light) and landmarks."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    ims = []
+    for _ in range(n):
+        bg = rng.uniform(0.2, 0.8, 3)
+        skin = rng.uniform(0.5, 0.9, 3)
+        im = np.ones((size, size, 3)) * bg + 0.2 * (xs[..., None] - 0.5) * rng.uniform(-1, 1)
+        face = ((xs - 0.5) / 0.4) ** 2 + ((ys - 0.5) / 0.48) ** 2 < 1
+        im[face] = skin
+        for ex, ey, r in ((0.33, 0.38, 0.05), (0.67, 0.38, 0.05), (0.5, 0.72, 0.07)):
+            im[((xs - ex) ** 2 + (ys - ey) ** 2) < r ** 2] = skin * 0.3
+        ims.append((np.clip(im, 0, 1) * 255).astype(np.uint8))
+    x = torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).contiguous()
+    pts = torch.from_numpy(canonical_points(size, ARCH.margin))[None].repeat(n, 1, 1)
+    return x, pts
+
+
+def tiny_config(out, steps=40) -> DeidConfig:
+    return DeidConfig(data="synthetic", out=str(out), size=32, ngf=8, n_down=3, n_res=1, z_dim=8, ndf=8, n_layers=2,
+                      batch_size=4, steps=steps, lr=1e-3, lossnet="none", device="cpu", log_every=5,
+                      sample_every=1000, ckpt_every=1000)
+
+
+def test_tiny_model_trains_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    data = (synthetic_faces(48), synthetic_faces(8, seed=1))
+    full = DeidTrainer(tiny_config(tmp_path / "full"), log=lambda m: None, data=data)
+    m = full.run()
+    rows = list(csv.DictReader(open(tmp_path / "full" / "log.csv")))
+    ctx = [float(r["ctx"]) for r in rows]
+    assert np.mean(ctx[-2:]) < 0.8 * np.mean(ctx[:2]), ctx  # the context reconstruction is learned
+    assert set(m) >= {"val_ctx_l1", "val_diversity", "val_interior_l1"}
+    assert (tmp_path / "full" / "generator.pt").is_file() and (tmp_path / "full" / "samples").is_dir()
+    # interrupted at step 20, resumed in a new trainer: the same weights as the run that never stopped
+    part = DeidTrainer(tiny_config(tmp_path / "part"), log=lambda m: None, data=data)
+    assert part.run(stop_at=20) == {}
+    again = DeidTrainer(tiny_config(tmp_path / "part"), log=lambda m: None, data=data)
+    assert again.resume() and again.step == 20
+    again.run()
+    for k, v in full.G.state_dict().items():
+        assert torch.equal(v, again.G.state_dict()[k]), k
+    g = load_deid(str(tmp_path / "full" / "generator.pt"), "cpu")
+    assert g.arch == full.cfg.arch()
+
+
+def test_cli_train_deid_on_a_folder(tmp_path):
+    import cv2
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    x, _ = synthetic_faces(12, size=64)
+    for i, im in enumerate(x.permute(0, 2, 3, 1).numpy()):
+        cv2.imwrite(str(folder / f"{20 + i}_0_0_x.jpg.chip.jpg"), im[..., ::-1])
+    out = tmp_path / "run"
+    code = main(["train", "deid", "--data", str(folder), "--out", str(out), "--size", "32", "--ngf", "8",
+                 "--n-down", "3", "--n-res", "1", "--z-dim", "8", "--ndf", "8", "--n-layers", "2", "--steps", "3",
+                 "--batch-size", "2", "--val-fraction", "0.2", "--lossnet", "none", "--device", "cpu",
+                 "--export", str(tmp_path / "model"), "--threads", "1", "--cache", str(tmp_path / "cache")])
+    assert code == 0
+    assert (tmp_path / "model" / "generator.pt").is_file() and (tmp_path / "model" / "README.md").is_file()
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
+    with np.load(tmp_path / "cache" / "deid_landmarks_faces.npz") as z:
+        assert len(z["names"]) == 12 and z["landmarks"].shape == (12, 5, 2)  # detected once, cached
+
+
+# -- the operation -----------------------------------------------------------------------------------
+
+
+def frame_with_faces(w=160, h=120):
+    rng = np.random.default_rng(0)
+    im = (rng.random((h, w, 3)) * 60 + 100).astype(np.uint8)
+    return im
+
+
+def op(key=b"k" * 32, **kw) -> GanFace:
+    return GanFace(MaskOptions(), key=key, generator=tiny_generator(), **kw)
+
+
+def changed(a, b):
+    return np.any(a != b, axis=2)
+
+
+def test_gan_registered():
+    assert OPERATIONS["gan"] is GanFace and GanFace.name == "gan"
+
+
+def test_op_covers_every_face_inside_the_patch():
+    im = frame_with_faces()
+    lms = ((40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0))
+    boxes = [TrackBox(1, Box(30, 25, 70, 75), 0.99, "detected", lms),       # with landmarks
+             TrackBox(2, Box(95, 30, 135, 80), 0.9, "interpolated"),        # never had landmarks
+             TrackBox(3, Box(140, 100, 150, 110), 0.9, "held")]             # too small: blurred
+    o = op()
+    out = o.apply(im, boxes, Frame(0, 0, 0.0, im))
+    assert o.stats == {"generated": 2, "blurred": 1}
+    ch = changed(out, im)
+    allowed = np.zeros(im.shape[:2], bool)
+    for _, p in o.patches(boxes, im.shape[1], im.shape[0]):
+        allowed[p.slices] |= p.alpha > 0
+    assert not (ch & ~allowed).any(), "a pixel outside the stored mask patch changed"
+    for b in boxes:  # every face's centre area is replaced
+        cx, cy = int(b.box.center[0]), int(b.box.center[1])
+        assert ch[cy - 2:cy + 3, cx - 2:cx + 3].mean() > 0.8, b
+
+
+def test_op_codes_stable_per_track_and_follow_the_key(tmp_path):
+    im = frame_with_faces()
+    box = TrackBox(7, Box(50, 25, 100, 85), 0.99, "detected")
+    src = tmp_path / "v.mp4"
+    src.write_bytes(b"some video")
+    a, b, c = op(), op(), op(key=b"j" * 32)
+    for o in (a, b, c):
+        o.start_file(str(src))
+    fa = [a.apply(im, [box], Frame(i, i, i / 30, im)) for i in range(3)]
+    assert all(np.array_equal(f, fa[0]) for f in fa), "same track, same frame content -> same fake"
+    assert np.array_equal(b.apply(im, [box], Frame(0, 0, 0, im)), fa[0]), "same key and video -> same fake"
+    assert not np.array_equal(c.apply(im, [box], Frame(0, 0, 0, im)), fa[0]), "another key -> another fake"
+    other = TrackBox(8, box.box, 0.99, "detected")
+    assert not np.array_equal(a.apply(im, [other], Frame(3, 3, 0.1, im)), fa[0]), "another track -> another fake"
+
+
+def test_op_landmarks_carried_and_smoothed():
+    o = op(smooth=0.5)
+    lm = np.array([(40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0)])
+    b0 = TrackBox(1, Box(30, 25, 70, 75), 0.99, "detected", tuple(map(tuple, lm)))
+    assert np.allclose(o.landmarks(b0, 0), lm)
+    b1 = TrackBox(1, Box(40, 25, 80, 75), 0.99, "interpolated")  # moved right by 10, no landmarks
+    assert np.allclose(o.landmarks(b1, 1), lm + [10, 0])
+    b2 = TrackBox(1, Box(40, 25, 80, 75), 0.99, "detected", tuple(map(tuple, lm + [14, 0])))
+    assert np.allclose(o.landmarks(b2, 2), lm + [12, 0])  # EMA halfway between carried (+10) and new (+14)
+
+
+# -- restore after gan mode --------------------------------------------------------------------------
+
+
+def test_restore_after_gan_mode_returns_the_originals(tmp_path):
+    import cv2
+
+    im = frame_with_faces(160, 120)
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), im[..., ::-1])
+    model = tmp_path / "generator.pt"
+    save_deid(model, tiny_generator(), {"note": "test"})
+    tracks = tmp_path / "t.json"
+    tracks.write_text(json.dumps({"version": 1, "tracks": [], "frames": [{"index": 0, "faces": [
+        {"track": 1, "box": [30, 25, 70, 75], "landmarks": [[40, 42], [60, 42], [50, 52], [42, 62], [58, 62]]},
+        {"track": 2, "box": [95, 30, 135, 80]}]}]}))
+    pw = tmp_path / "pass.txt"
+    pw.write_text("correct horse battery\n")
+    out, back = tmp_path / "anon.png", tmp_path / "back.png"
+    assert main(["anonymize", str(src), "-o", str(out), "--mode", "gan", "--gan-model", str(model), "--tracks",
+                 str(tracks), "--passcode-file", str(pw), "--lossless", "--quiet", "--device", "cpu"]) == 0
+    anon = cv2.imread(str(out))[..., ::-1]
+    assert changed(anon, im)[40:60, 40:60].mean() > 0.8 and changed(anon, im)[45:65, 105:125].mean() > 0.8
+    assert main(["restore", str(out), "-o", str(back), "--passcode-file", str(pw), "--quiet"]) == 0
+    assert np.array_equal(cv2.imread(str(back))[..., ::-1], im), "restore returns the original pixels"
+    # the same passcode gives the same fakes again; none given: a random key, other fakes
+    out2, out3 = tmp_path / "anon2.png", tmp_path / "anon3.png"
+    main(["anonymize", str(src), "-o", str(out2), "--mode", "gan", "--gan-model", str(model), "--tracks",
+          str(tracks), "--passcode-file", str(pw), "--lossless", "--quiet", "--device", "cpu",
+          "--vault", str(tmp_path / "v2.vault")])
+    main(["anonymize", str(src), "-o", str(out3), "--mode", "gan", "--gan-model", str(model), "--tracks",
+          str(tracks), "--quiet", "--device", "cpu"])
+    assert np.array_equal(cv2.imread(str(out2)), cv2.imread(str(out)))
+    assert not np.array_equal(cv2.imread(str(out3)), cv2.imread(str(out)))
+
+
+def test_missing_model_is_a_usage_error(tmp_path, capsys):
+    src = tmp_path / "p.png"
+    import cv2
+
+    cv2.imwrite(str(src), frame_with_faces())
+    code = main(["anonymize", str(src), "-o", str(tmp_path / "o.png"), "--mode", "gan", "--gan-model",
+                 str(tmp_path / "nope"), "--quiet", "--device", "cpu"])
+    assert code == 2
+    assert "de-identification model" in capsys.readouterr().err
