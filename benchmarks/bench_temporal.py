@@ -6,7 +6,9 @@ Warping error (Lai et al. 2018) = mean |out_t - warp(out_{t-1})| over pixels the
 and occlusion come from the *input* frames, with an estimator (Farneback at 512 px) other than the
 one the smoother blends along (DIS at 384 px). Also printed: how far smoothing moved the output from
 the per-frame result (mean |smoothed - per-frame|), so a low error from washing everything out would
-show.
+show. `flicker` = (smoothed - original) / (per-frame - original): the share of the flicker the
+translation added that is left after smoothing. Faces-only models are measured inside the pasted
+faces (elsewhere every version is the input); for x4 models "original" is the input upscaled bicubically.
 
     .venv/bin/python benchmarks/bench_temporal.py --model face-colorize
     .venv/bin/python benchmarks/bench_temporal.py --random unet --whole-frame   # untrained net
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -33,7 +36,7 @@ sys.path.insert(0, ROOT)
 from vidgan.gan.translator import Translator  # noqa: E402
 from vidgan.media import VideoReader  # noqa: E402
 from vidgan.pipeline import FileReport  # noqa: E402
-from vidgan.temporal import WarpingError  # noqa: E402
+from vidgan.temporal import SmoothOptions, TemporalSmoother, WarpingError  # noqa: E402
 from vidgan.translate import TranslateOptions, Translation, open_translator  # noqa: E402
 
 VIDEOS = os.path.join(ROOT, "..", "shared", "data", "videos")
@@ -53,37 +56,53 @@ def random_translator(arch: str, faces: bool) -> Translator:
                       device=torch.device("cpu"))
 
 
-def measure(job: Translation, clip: str, seconds: float) -> dict:
-    we = WarpingError(["original", "per-frame", "smoothed"])
-    moved = []
+def measure(job: Translation, clip: str, seconds: float, alphas: list[float]) -> list[dict]:
+    """Per-frame translation once (the job with smoothing off), then one TemporalSmoother per alpha
+    fed exactly as `Translation.run` feeds its own, all measured with the same input flow."""
+    smoothers = {a: TemporalSmoother(SmoothOptions(alpha=a), device=job.translator.device) for a in alphas}
+    names = ["original", "per-frame"] + [f"alpha {a}" for a in alphas]
+    we = WarpingError(names)
+    moved: dict[float, list[float]] = {a: [] for a in alphas}
     report = FileReport(input=clip)
     stop = threading.Event()
     t0 = time.perf_counter()
+    f = job.out_factor
     with VideoReader(clip) as reader:
         frames = job.run(reader, report, stop)
         try:
-            for frame, per_frame, smoothed, region in frames:
+            for frame, per_frame, _, region in frames:
                 if frame.time >= seconds:
                     break
-                # faces-only: measure where faces were pasted (elsewhere all three are the input)
+                # x4 models: the input at the output size (bicubic) is the fair "original"
+                original = frame.image if f == 1 else cv2.resize(
+                    frame.image, (per_frame.shape[1], per_frame.shape[0]), interpolation=cv2.INTER_CUBIC)
+                outs = {"original": original, "per-frame": per_frame}
+                # faces-only: measure where faces were pasted (elsewhere every version is the input)
                 mask = None if region is None else (region > 0.5).astype(np.float32)
-                we.update(frame.image, {"original": frame.image, "per-frame": per_frame, "smoothed": smoothed},
-                          mask=mask)
-                d = np.abs(smoothed.astype(np.float32) - per_frame).mean(-1)
-                if mask is not None and mask.shape == d.shape:
-                    d = d[mask > 0] if mask.any() else d[:0]
-                if d.size:
-                    moved.append(float(d.mean()))
+                for a, sm in smoothers.items():
+                    out = sm.step(frame.image, per_frame, region)
+                    outs[f"alpha {a}"] = out
+                    d = np.abs(out.astype(np.float32) - per_frame).mean(-1)
+                    d = d if mask is None else d[mask > 0]
+                    if d.size:
+                        moved[a].append(float(d.mean()))
+                we.update(frame.image, outs, mask=mask)
                 report.frames += 1
         finally:
             frames.close()
             stop.set()
     err = we.mean()
-    return {"clip": os.path.basename(clip), "frames": report.frames, "faces": report.covered_boxes,
-            "original": err["original"], "per_frame": err["per-frame"], "smoothed": err["smoothed"],
-            "ratio": err["smoothed"] / err["per-frame"], "trusted": float(np.mean(we.trusted)),
-            "moved": float(np.mean(moved[1:])) if len(moved) > 1 else 0.0,
+    base = {"clip": os.path.basename(clip), "frames": report.frames, "faces": report.covered_boxes,
+            "original": err["original"], "per_frame": err["per-frame"], "trusted": float(np.mean(we.trusted)),
             "seconds": round(time.perf_counter() - t0, 1)}
+    rows = []
+    for a in alphas:
+        sm = err[f"alpha {a}"]
+        excess = (sm - base["original"]) / (base["per_frame"] - base["original"]) \
+            if base["per_frame"] > base["original"] else float("nan")
+        rows.append(dict(base, alpha=a, smoothed=sm, ratio=sm / base["per_frame"], flicker_ratio=excess,
+                         moved=float(np.mean(moved[a][1:])) if len(moved[a]) > 1 else 0.0))
+    return rows
 
 
 def main() -> int:
@@ -93,7 +112,8 @@ def main() -> int:
     src.add_argument("--random", choices=["unet", "resnet", "srresnet"], help="an untrained generator instead")
     ap.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS)
     ap.add_argument("--seconds", type=float, default=3.0, help="first N seconds of each clip (default 3)")
-    ap.add_argument("--alpha", type=float, default=TranslateOptions(model="-").temporal_alpha)
+    ap.add_argument("--alphas", type=float, nargs="+", default=[TranslateOptions(model="-").temporal_alpha],
+                    help="smoothing strengths to compare (default: translate's default)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--faces-only", dest="faces_only", action="store_true", default=None)
     mode.add_argument("--whole-frame", dest="faces_only", action="store_false")
@@ -104,7 +124,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    opts = TranslateOptions(model=args.model or "-", faces_only=args.faces_only, temporal_alpha=args.alpha,
+    opts = TranslateOptions(model=args.model or "-", faces_only=args.faces_only, temporal_alpha=0.0,
                             keep_size=args.keep_size, device=args.device)
     if args.model:
         translator = open_translator(args.model, args.device)
@@ -113,22 +133,22 @@ def main() -> int:
     job = Translation(opts, translator=translator)
     what = "faces only" if job.faces_only else "whole frames"
     print(f"model {translator.name} ({translator.task}, {translator.input_mode}, x{translator.scale}, "
-          f"size {translator.size}; {what}), alpha {args.alpha}, first {args.seconds:g} s, "
+          f"size {translator.size}; {what}), first {args.seconds:g} s, "
           f"device {translator.device}, torch {torch.__version__}")
-    print(f"{'clip':24} {'frames':>6} {'faces':>5} {'original':>9} {'per-frame':>9} {'smoothed':>9} "
-          f"{'ratio':>6} {'trusted':>7} {'moved':>6} {'s':>6}")
+    print(f"{'clip':24} {'frames':>6} {'faces':>5} {'original':>9} {'per-frame':>9} {'alpha':>5} {'smoothed':>9} "
+          f"{'ratio':>6} {'flicker':>7} {'trusted':>7} {'moved':>6} {'s':>6}")
     rows = []
     for name in args.clips:
         clip = os.path.join(VIDEOS, name)
         if not os.path.isfile(clip):
             print(f"{name}: not found in {VIDEOS}, skipped")
             continue
-        r = measure(job, clip, args.seconds)
-        r.update(model=translator.name, alpha=args.alpha, mode=what)
-        rows.append(r)
-        print(f"{r['clip']:24} {r['frames']:6d} {r['faces']:5d} {r['original']:9.3f} {r['per_frame']:9.3f} "
-              f"{r['smoothed']:9.3f} {r['ratio']:6.3f} {r['trusted']:7.3f} {r['moved']:6.2f} {r['seconds']:6.1f}",
-              flush=True)
+        for r in measure(job, clip, args.seconds, args.alphas):
+            r.update(model=translator.name, mode=what)
+            rows.append(r)
+            print(f"{r['clip']:24} {r['frames']:6d} {r['faces']:5d} {r['original']:9.3f} {r['per_frame']:9.3f} "
+                  f"{r['alpha']:5.2f} {r['smoothed']:9.3f} {r['ratio']:6.3f} {r['flicker_ratio']:7.3f} "
+                  f"{r['trusted']:7.3f} {r['moved']:6.2f} {r['seconds']:6.1f}", flush=True)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             for r in rows:

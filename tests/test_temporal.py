@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidgan.temporal import (FlowEstimator, FlowOptions, SmoothOptions, TemporalSmoother, WarpingError,
-                             clip_warping_error, motion, occlusion_mask, resize_flow, warp)
+                             clip_warping_error, motion, occlusion_mask, pair_warping_error, resize_flow, warp)
 
 
 def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -175,8 +175,26 @@ def test_options_are_validated():
 def test_torch_smoothing_path_matches_the_opencv_path():
     """The GPU path (torch warp and blend) run on the CPU gives the same frames as OpenCV's."""
     inputs, _, noisy = flickering_sequence(n=5)
-    a = TemporalSmoother(SmoothOptions(alpha=0.7))
-    b = TemporalSmoother(SmoothOptions(alpha=0.7), use_torch=True)
-    for i, o in zip(inputs, noisy):
-        oa, ob = a.step(i, o), b.step(i, o)
-        assert np.abs(oa.astype(int) - ob)[4:-4, 4:-4].max() <= 1
+    region = np.zeros(noisy[0].shape[:2], np.float32)
+    region[20:70, 30:90] = 1.0
+    region = cv2.GaussianBlur(region, (0, 0), 4)
+    for reg in (None, region):  # full frame; only inside a region (OpenCV blends its bounding box only)
+        a = TemporalSmoother(SmoothOptions(alpha=0.7))
+        b = TemporalSmoother(SmoothOptions(alpha=0.7), use_torch=True)
+        for i, o in zip(inputs, noisy):
+            oa, ob = a.step(i, o, reg), b.step(i, o, reg)
+            assert np.abs(oa.astype(int) - ob)[4:-4, 4:-4].max() <= 1
+
+
+def test_masked_warping_error_is_the_error_inside_the_mask():
+    inputs, _, noisy = flickering_sequence(n=2)
+    est = FlowEstimator(FlowOptions(method="farneback", max_side=512))
+    m = motion(est.gray(inputs[1]), est.gray(inputs[0]), est)
+    full = pair_warping_error(noisy[0], noisy[1], m)
+    assert pair_warping_error(noisy[0], noisy[1], m, np.ones(noisy[1].shape[:2], np.float32)) == pytest.approx(full)
+    mask = np.zeros(noisy[1].shape[:2], np.float32)
+    mask[30:60, 40:90] = 1
+    flow, valid = m.at(*mask.shape)
+    diff = np.abs(noisy[1].astype(np.float32) - warp(noisy[0].astype(np.float32), flow)).mean(-1)
+    sel = (valid * mask) > 0
+    assert pair_warping_error(noisy[0], noisy[1], m, mask) == pytest.approx(float(diff[sel].mean()), rel=1e-4)

@@ -92,19 +92,31 @@ def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
 # -- warping ------------------------------------------------------------------------------------
 
 
-def warp(image: Array, flow: Array) -> Array:
-    """Backward warp: out(p) = image(p + flow(p)), bilinear, edges repeated.
+def warp(image: Array, flow: Array, origin: tuple[int, int] = (0, 0)) -> Array:
+    """Backward warp: out(p) = image(origin + p + flow(p)), bilinear, edges repeated.
 
-    numpy: `image` HxW or HxWxC (any dtype), `flow` HxWx2 -> cv2.remap (float32 out for float in,
-    same dtype otherwise). torch: `image` C,H,W or N,C,H,W float, `flow` H,W,2 -> grid_sample on the
-    image's device."""
+    numpy: `image` HxW or HxWxC (any dtype), `flow` hxwx2 -> cv2.remap (float32 out for float in,
+    same dtype otherwise); `flow` may cover only the rectangle of the output grid starting at
+    `origin` (x, y), and the result is that rectangle (cheap when only a face matters). torch:
+    `image` C,H,W or N,C,H,W float, `flow` H,W,2 -> grid_sample on the image's device."""
     if isinstance(image, torch.Tensor):
         return _warp_torch(image, flow)
     flow = np.asarray(flow, np.float32)
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = np.meshgrid(np.arange(origin[0], origin[0] + w, dtype=np.float32),
+                         np.arange(origin[1], origin[1] + h, dtype=np.float32))
     return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+
+def bbox(mask: np.ndarray, pad: int = 2) -> Optional[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) around the pixels where `mask` > 0, grown by `pad`; None when empty."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape[:2]
+    return (max(0, int(cols[0]) - pad), max(0, int(rows[0]) - pad),
+            min(w, int(cols[-1]) + pad + 1), min(h, int(rows[-1]) + pad + 1))
 
 
 def _warp_torch(image: torch.Tensor, flow: Array) -> torch.Tensor:
@@ -149,11 +161,15 @@ class Motion:
     valid: np.ndarray  # occlusion mask, small grid (1 trusted)
     change: np.ndarray  # |cur - warp(prev)| of the gray inputs, 0..255, small grid
 
+    _sized: dict = field(default_factory=dict, repr=False)
+
     def at(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """(flow, valid) resampled to a frame of this size."""
-        flow = resize_flow(self.flow, height, width)
-        valid = cv2.resize(self.valid, (width, height), interpolation=cv2.INTER_LINEAR)
-        return flow, (valid > 0.999).astype(np.float32)
+        """(flow, valid) resampled to a frame of this size (computed once per size)."""
+        if (height, width) not in self._sized:
+            flow = resize_flow(self.flow, height, width)
+            valid = cv2.resize(self.valid, (width, height), interpolation=cv2.INTER_LINEAR)
+            self._sized[(height, width)] = (flow, (valid > 0.999).astype(np.float32))
+        return self._sized[(height, width)]
 
 
 def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator) -> Motion:
@@ -229,6 +245,8 @@ class TemporalSmoother:
         weight = cv2.resize(weight_small, (w, h), interpolation=cv2.INTER_LINEAR)
         if region is not None:
             weight = weight * np.clip(region, 0.0, 1.0)
+            if not self.use_torch:
+                return self._blend_inside(out, prev_out, flow, weight)
         if self.use_torch:
             cur = torch.from_numpy(out).to(self.device).permute(2, 0, 1).float()
             wt = torch.from_numpy(weight).to(self.device)[None]
@@ -239,6 +257,21 @@ class TemporalSmoother:
         blended = cur + (warp(prev_out, flow) - cur) * weight[..., None]
         self._prev_out = blended
         return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+    def _blend_inside(self, out: np.ndarray, prev_out: np.ndarray, flow: np.ndarray,
+                      weight: np.ndarray) -> np.ndarray:
+        """Blend only inside the bounding box of `weight` > 0 (the faces): the rest is `out` as is."""
+        kept = out.astype(np.float32)
+        result = out.copy()
+        box = bbox(weight > 0)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            cur = kept[y0:y1, x0:x1]
+            blended = cur + (warp(prev_out, flow[y0:y1, x0:x1], (x0, y0)) - cur) * weight[y0:y1, x0:x1, None]
+            kept[y0:y1, x0:x1] = blended
+            result[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        self._prev_out = kept
+        return result
 
     def _keep(self, out: np.ndarray) -> None:
         if self.use_torch:
@@ -258,9 +291,19 @@ def pair_warping_error(prev_out: np.ndarray, cur_out: np.ndarray, m: Motion,
     (and, given a `mask` on the output grid, only where it is > 0.5: e.g. the translated faces)."""
     h, w = cur_out.shape[:2]
     flow, valid = m.at(h, w)
+    x0, y0, x1, y1 = 0, 0, w, h
     if mask is not None:
         valid = valid * (mask > 0.5)
-    diff = np.abs(cur_out.astype(np.float32) - warp(prev_out.astype(np.float32), flow))
+        box = bbox(valid > 0, pad=0)
+        if box is None:
+            return float("nan")
+        x0, y0, x1, y1 = box
+    flow, valid = flow[y0:y1, x0:x1], valid[y0:y1, x0:x1]
+    # only the part of the previous frame the flow can reach is converted and sampled
+    reach = int(np.ceil(np.abs(flow).max())) + 2 if flow.size else 2
+    sx0, sy0 = max(0, x0 - reach), max(0, y0 - reach)
+    src = prev_out[sy0:min(h, y1 + reach), sx0:min(w, x1 + reach)].astype(np.float32)
+    diff = np.abs(cur_out[y0:y1, x0:x1].astype(np.float32) - warp(src, flow, (x0 - sx0, y0 - sy0)))
     if diff.ndim == 3:
         diff = diff.mean(-1)
     n = float(valid.sum())
