@@ -38,21 +38,23 @@ N_LANDMARKS = 5
 
 # The identity-bearing interior, an ellipse in the *margin 0* canonical frame (fractions of the crop
 # side; eyes at y 0.21, mouth corners at y 0.68 — see align.TEMPLATE): brows to below the mouth,
-# cheek to cheek. The chin line, jaw, ears, hair and forehead top stay as context.
-INTERIOR_CENTER = (0.50, 0.45)
-INTERIOR_AXES = (0.40, 0.43)
+# cheek to cheek. The chin line, jaw, ears, hair and forehead top stay as context. (The brows are
+# inside: with them left as context, dlib still matched the identity on early CPU samples.)
+INTERIOR_CENTER = (0.50, 0.44)
+INTERIOR_AXES = (0.42, 0.47)
 INTERIOR_FEATHER = 0.08  # soft band *outside* the ellipse, fraction of its axes
 
 
 # ------------------------------------------------------------------------------------- geometry
 
 
-def interior_masks(size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+def interior_masks(size: int, margin: float, center: tuple[float, float] = INTERIOR_CENTER,
+                   axes: tuple[float, float] = INTERIOR_AXES) -> tuple[np.ndarray, np.ndarray]:
     """(hard, soft) float32 size x size masks in the crop with `margin`. hard: 1 on the interior,
     exactly 0 elsewhere. soft: 1 wherever hard is 1, fading to 0 over the band outside."""
     k = 1.0 + 2.0 * margin
-    cx, cy = [(c + margin) / k * size for c in INTERIOR_CENTER]
-    ax, ay = [a / k * size for a in INTERIOR_AXES]
+    cx, cy = [(c + margin) / k * size for c in center]
+    ax, ay = [a / k * size for a in axes]
     c = np.arange(size, dtype=np.float32) + 0.5
     r = np.sqrt(((c[None, :] - cx) / ax) ** 2 + ((c[:, None] - cy) / ay) ** 2)
     hard = (r <= 1.0).astype(np.float32)
@@ -111,6 +113,8 @@ class DeidArch:
     n_down: int = 4
     n_res: int = 2
     z_dim: int = 64
+    interior_center: tuple[float, float] = INTERIOR_CENTER  # saved with the model: its mask never changes
+    interior_axes: tuple[float, float] = INTERIOR_AXES
 
 
 class DeidGenerator(nn.Module):
@@ -120,7 +124,7 @@ class DeidGenerator(nn.Module):
     def __init__(self, arch: DeidArch = DeidArch()) -> None:
         super().__init__()
         self.arch = arch
-        hard, soft = interior_masks(arch.size, arch.margin)
+        hard, soft = interior_masks(arch.size, arch.margin, tuple(arch.interior_center), tuple(arch.interior_axes))
         self.register_buffer("hard", torch.from_numpy(hard)[None, None], persistent=False)
         self.register_buffer("soft", torch.from_numpy(soft)[None, None], persistent=False)
         ch = [min(arch.ngf * 2 ** i, arch.ngf * 8) for i in range(arch.n_down + 1)]
@@ -179,7 +183,11 @@ def load_deid(name_or_path: str, device: str | torch.device = "auto") -> DeidGen
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a vidgan de-identification generator ({FORMAT})")
-    net = DeidGenerator(DeidArch(**ckpt["arch"]))
+    arch = dict(ckpt["arch"])
+    for k in ("interior_center", "interior_axes"):
+        if k in arch:
+            arch[k] = tuple(arch[k])
+    net = DeidGenerator(DeidArch(**arch))
     net.load_state_dict(ckpt["state_dict"])
     net.meta = ckpt.get("meta", {})
     return net.to(resolve_device(device)).eval()

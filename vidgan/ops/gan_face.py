@@ -47,13 +47,13 @@ class GanFace(Operation):
     def __init__(self, mask: MaskOptions = MaskOptions(), model: str = "models/deid", key: Optional[bytes] = None,
                  device: str = "auto", smooth: float = 0.6, color_match: bool = True, generator=None):
         super().__init__(mask)
-        from ..gan.deid import interior_masks, load_deid
+        from ..gan.deid import load_deid
         from ..gan.deid_keys import TrackCodes, random_key
 
         self.net = generator if generator is not None else load_deid(model, device)
         self.net.eval()
         self.size, self.margin = self.net.arch.size, self.net.arch.margin
-        self.hard, self.soft = interior_masks(self.size, self.margin)
+        self.hard, self.soft = self.net.hard[0, 0].cpu().numpy(), self.net.soft[0, 0].cpu().numpy()
         self.key = key if key is not None else random_key()
         self.codes = TrackCodes(self.key, b"", dim=self.net.arch.z_dim)
         self.smooth = smooth
