@@ -119,12 +119,17 @@ def chip_landmarks(files: list[Path], cache_dir: str | Path, device: str = "auto
                           else (TEMPLATE * [w, h]).astype(np.float32))
                     known[chunk[j].name] = lm
             log(f"landmarks: {min(i + 64, len(todo))}/{len(todo)} ({time.time() - t0:.0f} s)")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        names = sorted(known)
-        tmp = cache.with_name(cache.stem + ".part.npz")
-        np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n] for n in names]))
-        os.replace(tmp, cache)
+            if (i // 64) % 16 == 15 or i + 64 >= len(todo):  # save every ~1000 (an interrupted run keeps them)
+                _save_landmarks(cache, known)
     return np.stack([known[f.name] for f in files])
+
+
+def _save_landmarks(cache: Path, known: dict[str, np.ndarray]) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    names = sorted(known)
+    tmp = cache.with_name(cache.stem + ".part.npz")
+    np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n] for n in names]))
+    os.replace(tmp, cache)
 
 
 def load_aligned(cfg: DeidConfig, split: str, log=print) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +140,7 @@ def load_aligned(cfg: DeidConfig, split: str, log=print) -> tuple[torch.Tensor, 
     files = [f for f in files if is_val(f.name, cfg.val_fraction) == (split == "val")]
     if not files:
         raise ValueError(f"no {split} images in {cfg.data}")
-    lms = chip_landmarks(files, cfg.cache, "cpu", log)
+    lms = chip_landmarks(files, cfg.cache, cfg.device, log)
     crops, pts = [], []
     for f, lm in zip(files, lms):
         m = align_matrix(lm, cfg.size, cfg.margin)
