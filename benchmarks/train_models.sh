@@ -69,4 +69,20 @@ want colorize && $PY -m vidgan train pix2pix --data "$UTK" --pairs gray --faces 
 want age && $PY -m vidgan train cyclegan --data "$UTK" --pairs age --faces $AGE $DEV $EVERY \
   --out "$RUNS/age" --resume --export models/face-age --export-reverse models/face-age-young
 
+# ---- GAN de-identification (issue 5; section added by the deid helper) ----------------------------
+# `anonymize --mode gan` needs models/deid. The face-attr loss network above is its perceptual loss
+# (trained without it when absent). packed/deid_landmarks_utkface.npz (MTCNN landmarks of every
+# UTKFace chip, made on first use) can be carried over to skip detection. gpu: ~8 min on an H200,
+# bf16, 128 px, batch 64. Export to models/deid only if benchmarks/bench_deid.py passes; the cpu
+# profile is a smoke run (64 px, 400 steps) that stays in runs/.
+if [ "$PROFILE" = gpu ]; then
+  DEID="--size 128 --ngf 64 --n-res 4 --ndf 64 --batch-size 64 --steps 6000 --lr 2e-4 --sample-every 500 --ckpt-every 500"
+  DEID_EXPORT="--export models/deid"
+else
+  DEID="--size 64 --limit 1500 --ngf 16 --n-down 3 --ndf 32 --batch-size 8 --steps 400 --sample-every 50 --ckpt-every 50"
+  DEID_EXPORT=""
+fi
+want deid && $PY -m vidgan train deid --data "$UTK" $DEID $DEV --lossnet face-attr \
+  --out "$RUNS/deid" --resume $DEID_EXPORT
+
 echo "== done $(date -u +%H:%M:%S)"
