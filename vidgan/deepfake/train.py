@@ -137,7 +137,8 @@ def _collate(items):
 
 @torch.inference_mode()
 def predict(net: Detector, images: np.ndarray, size: int, device: torch.device, batch: int = 64) -> np.ndarray:
-    """Fake probabilities for N,H,W,3 uint8 crops (resized to the model's input like at scoring)."""
+    """Fake probabilities for N,H,W,3 uint8 crops (resized to the model's input like at scoring);
+    each crop and its mirror image are scored and the probabilities averaged (training flips too)."""
     import cv2
 
     net.eval()
@@ -146,7 +147,8 @@ def predict(net: Detector, images: np.ndarray, size: int, device: torch.device, 
         chunk = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape[0] != size else im
                  for im in images[i:i + batch]]
         x = to_tensor(np.stack(chunk)).to(device)
-        out.append(torch.sigmoid(net(x).float()).cpu().numpy())
+        p = (torch.sigmoid(net(x).float()) + torch.sigmoid(net(x.flip(3)).float())) / 2
+        out.append(p.cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
