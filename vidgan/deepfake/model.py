@@ -73,17 +73,6 @@ class LoadedModel:
     device: torch.device
     meta: dict[str, Any] = field(default_factory=dict)
 
-    @torch.inference_mode()
-    def probabilities(self, crops: torch.Tensor, batch: int = 64) -> torch.Tensor:
-        """N,3,S,S in [0, 1] (any S; resized here) -> N fake probabilities on the CPU."""
-        out = []
-        for i in range(0, len(crops), batch):
-            x = crops[i:i + batch].to(self.device)
-            if x.shape[-1] != self.size or x.shape[-2] != self.size:
-                x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="area")
-            out.append(torch.sigmoid(self.net(x).float()).cpu())
-        return torch.cat(out) if out else torch.zeros(0)
-
 
 def checkpoint_dict(net: Detector, size: int, meta: dict[str, Any], half: bool = False) -> dict[str, Any]:
     sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
