@@ -101,6 +101,7 @@ class GanFace(Operation):
         index = frame.index if frame is not None else 0
         out = image.copy()
         todo = []  # (patch, matrix, crop, points in the crop, z)
+        untracked = 0  # boxes without a track id (hand-drawn): one code each, by their order in the frame
         for tb, patch in self.patches(boxes, w, h):
             lm = self.landmarks(tb, index)
             region = self.mask.region(tb.box)
@@ -110,7 +111,12 @@ class GanFace(Operation):
                 self.stats["blurred"] += 1
                 continue
             m = align_matrix(lm, self.size, self.margin)
-            todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), self.codes.code(tb.track_id)))
+            if tb.track_id >= 0:
+                z = self.codes.code(tb.track_id)
+            else:
+                untracked += 1
+                z = self.codes.code(-untracked)
+            todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), z))
         if not todo:
             return out
         dev = next(self.net.parameters()).device
