@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""GPU check for issue 8: one run on a lent GPU machine prints where the time goes at 1080p.
+
+Rows (frames per second over the same clip, each the best of --repeat runs):
+  decode            PyAV decode to RGB, CPU (the input side of every job)
+  transcode         decode + libx264 encode at vidgan's default settings, no face work: the limit
+  detector (cuda)   MTCNN cascade alone on preloaded frames, batch --batch-size, PyTorch nets on the GPU
+  detector (cpu)    the same on the CPU (OpenCV DNN nets), for the ratio
+  blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
+  gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
+plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
+
+The device machine has no network and no ../shared: pack what it needs first (here):
+    mkdir -p packed/gpu && cp ../shared/data/videos/hall_1080p.mp4 packed/gpu/
+and carry the wheels PyAV, facenet-pytorch (--no-deps) and cryptography need there (see
+docs/benchmarks.md, "GPU check"). Then, on the device:
+    python3 benchmarks/bench_gpu.py --clip packed/gpu/hall_1080p.mp4 --json $OUT/gpu.json
+Runs on a CPU-only machine too (GPU rows are skipped), which is how it is tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+
+import torch  # noqa: E402
+
+from vidgan.faces import DetectorOptions, FaceDetector  # noqa: E402
+from vidgan.media import EncodeOptions, VideoReader, VideoWriter  # noqa: E402
+from vidgan.pipeline import AnonymizeOptions, Pipeline  # noqa: E402
+
+
+def best(fn, repeat: int) -> float:
+    """Best wall time of `repeat` calls (the machine's noise only ever adds time)."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def decode(clip: str) -> int:
+    n = 0
+    with VideoReader(clip) as r:
+        for _ in r:
+            n += 1
+    return n
+
+
+def transcode(clip: str, out: str) -> None:
+    with VideoReader(clip) as r:
+        w = VideoWriter(out, r.info, clip, EncodeOptions())
+        try:
+            for f in r:
+                w.write(f)
+            w.finish()
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", default=os.path.join(os.path.dirname(HERE), "packed", "gpu", "hall_1080p.mp4"))
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-frames", type=int, default=0, help="limit the frames used (0: all)")
+    ap.add_argument("--gan-model", default="deid", help="model for the GAN row (name in models/ or a path)")
+    ap.add_argument("--json", help="write the rows here")
+    args = ap.parse_args()
+    if not os.path.isfile(args.clip):
+        print(f"bench_gpu: clip not found: {args.clip} (pack it first, see the docstring)", file=sys.stderr)
+        return 2
+
+    cuda = torch.cuda.is_available()
+    rows: list[dict] = []
+    tmp = tempfile.mkdtemp(prefix="vidgan-gpu-")
+    n = decode(args.clip)
+
+    def row(name: str, seconds: float | None, frames: int = n, note: str = "") -> None:
+        fps = frames / seconds if seconds else None
+        rows.append({"stage": name, "frames": frames, "seconds": seconds and round(seconds, 3),
+                     "fps": fps and round(fps, 1), "note": note})
+        print(f"  {name:22s} {'-' if fps is None else f'{fps:8.1f} fps'}  {note}", flush=True)
+
+    print(f"clip {args.clip}: {n} frames; torch {torch.__version__}, cuda {cuda}"
+          + (f" ({torch.cuda.get_device_name(0)})" if cuda else ""), flush=True)
+    row("decode", best(lambda: decode(args.clip), args.repeat))
+    row("transcode", best(lambda: transcode(args.clip, os.path.join(tmp, "t.mp4")), args.repeat),
+        note="libx264 " + EncodeOptions().preset)
+
+    frames = []
+    with VideoReader(args.clip) as r:
+        for f in r:
+            frames.append(f.image)
+            if args.max_frames and len(frames) >= args.max_frames:
+                break
+    for device in (["cuda"] if cuda else []) + ["cpu"]:
+        det = FaceDetector(DetectorOptions(device=device, batch_size=args.batch_size))
+        det.detect(frames[: args.batch_size])  # warm-up (kernels, allocator)
+        if cuda:
+            torch.cuda.synchronize()
+        row(f"detector ({device})", best(lambda d=det: d.detect(frames), args.repeat), frames=len(frames),
+            note=f"batch {args.batch_size}")
+
+    modes = [("blur", {})]
+    try:
+        from vidgan.gan.translator import find_model
+
+        find_model(args.gan_model)
+        modes.append(("gan", {"gan_model": args.gan_model}))
+    except Exception as exc:  # no trained de-identification model yet
+        rows.append({"stage": "gan end to end", "fps": None, "note": f"skipped: {exc}"})
+        print(f"  gan end to end: skipped ({exc})")
+    for mode, extra in modes:
+        dev = "cuda" if cuda else "cpu"
+        try:
+            opts = AnonymizeOptions(mode=mode, detector=DetectorOptions(device=dev, batch_size=args.batch_size),
+                                    **extra)
+        except TypeError as exc:
+            print(f"  {mode} end to end: skipped ({exc})")
+            continue
+        pipe = Pipeline(opts)
+        out = os.path.join(tmp, f"{mode}.mp4")
+        pipe.anonymize(args.clip, out)  # warm-up: loads the models
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        row(f"{mode} end to end ({dev})", best(lambda p=pipe, o=out: p.anonymize(args.clip, o), args.repeat))
+    if cuda:
+        rows.append({"stage": "peak GPU memory", "MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1)})
+        print(f"  peak GPU memory        {rows[-1]['MiB']} MiB")
+    info = {"machine": platform.node(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if cuda else None, "clip": args.clip, "rows": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(info, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
