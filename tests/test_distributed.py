@@ -30,6 +30,7 @@ ray = pytest.importorskip("ray")
 
 from vidgan.batch import Job, run_batch  # noqa: E402
 from vidgan.cli import main  # noqa: E402
+from vidgan.errors import MediaError  # noqa: E402
 from vidgan.distributed import AnonymizeWork, RayOptions, run_distributed, task_resources  # noqa: E402
 from vidgan.faces import DetectorOptions, FaceDetector  # noqa: E402
 from vidgan.media.reader import VideoReader  # noqa: E402
@@ -277,14 +278,15 @@ def test_skip_existing(runs):
     assert before == {j.output: os.stat(j.output).st_mtime_ns for j in ray_jobs[:3]}
 
 
-class CrashOnce(AnonymizeWork):
-    """Kills its worker process the first time it reaches a given file or segment (a marker file
-    remembers that it happened), then behaves."""
+class Flaky(AnonymizeWork):
+    """Fails on purpose, by output name: "crash_whole" kills its worker once halfway through the
+    file (its temporary output exists by then), "crash_segment" kills it once in segment 2,
+    "bad_segment" raises a MediaError in segment 1 every time, "dies" kills it on every attempt.
+    Marker files remember the crashes that already happened."""
 
-    def __init__(self, options, marker_dir: str, segment: int):
+    def __init__(self, options, marker_dir: str):
         super().__init__(options)
         self.marker_dir = marker_dir
-        self.segment = segment
 
     def _crash_once(self, name: str) -> None:
         marker = os.path.join(self.marker_dir, name)
@@ -293,62 +295,66 @@ class CrashOnce(AnonymizeWork):
             os._exit(1)
 
     def run_file(self, job, progress):
-        def crash_midway(done):  # the output's temporary file exists by then
-            if done >= 30:
-                self._crash_once("file-" + os.path.basename(job.input))
+        name = os.path.basename(job.output)
+        if name == "dies.mp4":
+            os._exit(1)
+
+        def crash_midway(done):
+            if done >= 30 and name == "crash_whole.mp4":
+                self._crash_once(name)
             progress(done)
 
         return super().run_file(job, crash_midway)
 
     def run_segment(self, job, table, segment, part, context, progress):
-        if segment.number == self.segment:
-            self._crash_once(f"segment-{segment.number}")
+        name = os.path.basename(job.output)
+        if name == "crash_segment.mp4" and segment.number == 2:
+            self._crash_once(name)
+        if name == "bad_segment.mp4" and segment.number == 1:
+            raise MediaError("segment decode out of step (on purpose)", job.input)
         return super().run_segment(job, table, segment, part, context, progress)
 
 
-class AlwaysCrash(AnonymizeWork):
-    def run_file(self, job, progress):
-        if "carphone" in job.input:
-            os._exit(1)
-        return super().run_file(job, progress)
-
-
-def test_killed_worker_is_retried(ray_session, inputs, tmp_path):
-    markers = tmp_path / "markers"
+def test_failures_retried_redone_whole_or_reported(ray_session, inputs, tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "out"
     markers.mkdir()
-    jobs = [Job(inputs["carphone"], str(tmp_path / "whole.mp4")),
-            Job(inputs["carphone_kf"], str(tmp_path / "segmented.mp4"))]
-    report = run_distributed(jobs, CrashOnce(OPTIONS, str(markers), segment=2),
-                             RayOptions(segment_seconds=SEGMENT_SECONDS, max_retries=2))
-    assert sorted(os.listdir(markers)) == ["file-carphone_qcif.mp4", "segment-2"]  # both died once
-    assert [f.status for f in report.files] == ["ok", "ok"]
-    for job in jobs:
+    out.mkdir()
+    jobs = [Job(inputs["carphone"], str(out / "crash_whole.mp4")),
+            Job(inputs["carphone_kf"], str(out / "crash_segment.mp4")),
+            Job(inputs["carphone_kf"], str(out / "bad_segment.mp4")),
+            Job(inputs["carphone"], str(out / "dies.mp4")),
+            Job(inputs["corrupt"], str(out / "corrupt.mp4"))]
+    frames: list[int] = []
+    report = run_distributed(jobs, Flaky(OPTIONS, str(markers)),
+                             RayOptions(segment_seconds=SEGMENT_SECONDS, max_retries=1), on_frames=frames.append)
+    assert [f.status for f in report.files] == ["ok", "ok", "ok", "failed", "failed"]
+    # A killed worker's file (whole, or one segment) is retried and completes.
+    assert sorted(os.listdir(markers)) == ["crash_segment.mp4", "crash_whole.mp4"]
+    # A segment that fails for a reason of its own: the file is processed whole instead.
+    assert keyframe_indices(jobs[2].output) == [0] and keyframe_indices(jobs[1].output) == [0, 30, 60, 90]
+    for job in jobs[:3]:
         assert video_times(job.output) == video_times(job.input)
-    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".mp4")) == ["segmented.mp4", "whole.mp4"]
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], "the killed attempt's temp file"
+    # A worker that dies on every attempt, then a bad input (not retried): reported, batch goes on.
+    assert "died" in report.files[3].error and "after 2 attempts" in report.files[3].error
+    assert "not a video" in report.files[4].error
+    assert frames[-1] == 3 * 120  # crashed attempts and abandoned segments are not counted twice
+    # Only the finished outputs are left: no temp file of the killed attempt, no parts folder.
+    assert sorted(os.listdir(out)) == ["bad_segment.mp4", "crash_segment.mp4", "crash_whole.mp4"]
 
 
-def test_worker_that_always_dies_is_reported(ray_session, inputs, tmp_path):
-    jobs = [Job(inputs["carphone"], str(tmp_path / "dies.mp4")),
-            Job(inputs["corrupt"], str(tmp_path / "corrupt.mp4"))]
-    report = run_distributed(jobs, AlwaysCrash(OPTIONS), RayOptions(max_retries=1))
-    assert [f.status for f in report.files] == ["failed", "failed"]
-    assert "died" in report.files[0].error and "after 2 attempts" in report.files[0].error
-    assert "not a video" in report.files[1].error  # a bad input fails at once, not retried
-    assert not os.path.exists(jobs[0].output)
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], "temp files left behind"
-
-
-def test_cli_ray(ray_session, inputs, tmp_path):
+def test_cli_ray(ray_session, runs, inputs, tmp_path):
+    """`--ray` in the CLI, on the module's Ray instance: an output that exists is skipped, a bad
+    input fails (exit 1), the JSON report says so. A vault is refused (exit 2)."""
     out_dir, json_path = tmp_path / "out", tmp_path / "report.json"
-    code = main(["anonymize", inputs["carphone"], "--out-dir", str(out_dir), "--json-report",
-                 str(json_path), "-q", "--ray"])
-    assert code == 0
+    out_dir.mkdir()
+    done = runs[2][1].output  # carphone, anonymized on Ray by the module's batch
+    os.link(done, out_dir / "carphone_qcif.anonymized.mp4")
+    code = main(["anonymize", inputs["carphone"], inputs["corrupt"], "--out-dir", str(out_dir),
+                 "--skip-existing", "--json-report", str(json_path), "-q", "--ray"])
+    assert code == 1
     doc = json.loads(json_path.read_text())
-    assert doc["summary"]["ok"] == 1 and doc["files"][0]["frames"] == 120
-    out = doc["files"][0]["output"]
-    assert video_times(out) == video_times(inputs["carphone"])
-    # A vault needs the passcode on the workers: refused with a usage error.
+    assert [f["status"] for f in doc["files"]] == ["skipped", "failed"]
+    assert doc["summary"]["total"] == 2 and "not a video" in doc["files"][1]["error"]
     key = tmp_path / "pass.txt"
     key.write_text("correct horse battery")
     assert main(["anonymize", inputs["carphone"], "--out-dir", str(out_dir), "-q", "--ray",

@@ -295,14 +295,22 @@ def _join_task(work: FileWork, job: Job, plan: SegmentPlan, reports: list[FileRe
 
 
 class _ProgressActor:
-    """Frames done per task key; the driver polls the sum. A retried task reports from 0 again
-    under the same key, so nothing is counted twice."""
+    """Frames done per task key (file index, segment number or -1 for the whole file); the driver
+    polls the sum. A retried task reports from 0 again under the same key, so nothing is counted
+    twice; a split file resubmitted whole has its segments' counts dropped (and late ones ignored)."""
 
     def __init__(self):
         self.done: dict = {}
+        self.whole: set[int] = set()
 
     def report(self, key, frames: int) -> None:
+        if key[0] in self.whole and key[1] != -1:
+            return
         self.done[key] = frames
+
+    def forget(self, file_key: int) -> None:
+        self.whole.add(file_key)
+        self.done = {k: v for k, v in self.done.items() if k[0] != file_key or k[1] == -1}
 
     def total(self) -> int:
         return sum(self.done.values())
@@ -359,21 +367,40 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
     plans: dict[int, SegmentPlan] = {}
     plan_refs: dict = {}
     parts: dict[int, dict[int, FileReport]] = {}
+    ran_whole: set[int] = set()  # split files that failed and were resubmitted whole
 
-    def finish(i: int, report: FileReport) -> None:
-        results[i] = report
-        if report.status != "skipped":
-            _remove_stale_temps(jobs[i].output)
+    def drop_plan(i: int) -> None:
+        """Forget file i's segments: cancel what still runs, remove the parts folder."""
         plan = plans.pop(i, None)
         plan_refs.pop(i, None)
-        if plan is not None and report.status != "ok":
+        if plan is not None:
             for ref, (_kind, j, _n) in list(pending.items()):
                 if j == i:
                     ray.cancel(ref, force=False)
                     del pending[ref]
             shutil.rmtree(plan.folder, ignore_errors=True)
+
+    def finish(i: int, report: FileReport) -> None:
+        results[i] = report
+        if report.status != "skipped":
+            _remove_stale_temps(jobs[i].output)
+        drop_plan(i)
         if on_done:
             on_done(i, jobs[i], report)
+
+    def whole_instead(i: int, report: FileReport) -> None:
+        """A segment or the join of file i failed with a VidganError (say a damaged packet made a
+        segment's frames disagree with the packet table): run the file whole once, as a local
+        run would, before calling it failed."""
+        if i in ran_whole:
+            finish(i, report)
+            return
+        log.info("%s: split processing failed (%s); processing it whole", jobs[i].input, report.error)
+        ran_whole.add(i)
+        drop_plan(i)
+        if actor is not None:
+            actor.forget.remote(i)
+        pending[start.remote(work_ref, jobs[i], i, math.inf, actor)] = ("start", i, -1)
 
     for i, job in enumerate(jobs):
         if skip_existing and os.path.exists(job.output):
@@ -413,13 +440,15 @@ def run_distributed(jobs: list[Job], work: FileWork, options: RayOptions = RayOp
                     if i not in plans:  # the file already failed
                         continue
                     if result.status != "ok":
-                        finish(i, result)
+                        whole_instead(i, result)
                         continue
                     parts[i][number] = result
                     plan = plans[i]
                     if len(parts[i]) == len(plan.segments):
                         reports = [parts[i][s.number] for s in plan.segments]
                         pending[join.remote(work_ref, job, plan_refs[i], reports)] = ("join", i, -1)
+                elif kind == "join" and result.status != "ok":
+                    whole_instead(i, result)
                 else:
                     finish(i, result)
     except BaseException:
