@@ -16,7 +16,9 @@ runs changes. The driver (this process) submits tasks and reacts as they finish:
 
 Failures: an exception that is not a `VidganError` (a crashed worker, a lost node, an out-of-memory
 kill) is retried `max_retries` times by Ray; a `VidganError` (a corrupt input, an unwritable
-folder) is final at once. Either way the file ends as a "failed" `FileReport` and the batch goes on.
+folder) is final at once — except in a segment or the join, where the file is then processed
+whole once (what a local run would do). Either way a file that cannot be done ends as a "failed"
+`FileReport` and the batch goes on.
 
 What runs on a file is a `FileWork` (picklable; shipped to the workers). `AnonymizeWork` is the
 anonymize command; another command gets distributed by subclassing `FileWork` with `run_file`
@@ -190,7 +192,6 @@ class AnonymizeWork(FileWork):
         if reader.skipped_packets:
             report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
         return report
-
 
     def segment_reader(self, path: str, table: PacketTable, segment: Segment,
                        context: float = 1.0) -> SegmentReader:
