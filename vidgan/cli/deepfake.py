@@ -13,7 +13,8 @@ from . import _fraction, _positive_int
 EPILOG = """exit codes: 0 every input scored (whatever the verdict), 1 some inputs could not be read
 or scored (the others were), 2 usage error (bad option, no model)
 
-The verdict is "likely fake" when the fake probability reaches --threshold, "likely real" below it,
+The verdict is "likely fake" when the fake probability reaches the threshold (--threshold, else
+the model's calibrated one, written in the JSON), "likely real" below it,
 and "no face found" (fake_probability null in the JSON) when no sampled frame shows a face."""
 
 
@@ -28,8 +29,9 @@ def register(sub) -> None:
                    help="write DIR/<input name>.png: score over time and example face crops")
     p.add_argument("--frames", type=_positive_int, default=32, metavar="N",
                    help="frames sampled per video, evenly spaced (default 32)")
-    p.add_argument("--threshold", type=_fraction(0.01, 0.99), default=0.5,
-                   help="fake probability from which the verdict is 'likely fake' (default 0.5)")
+    p.add_argument("--threshold", type=_fraction(0.01, 0.99), default=None,
+                   help="fake probability from which the verdict is 'likely fake' (default: the model's "
+                        "calibrated threshold, the score 99%% of held-out real faces stay under)")
     p.add_argument("--model", metavar="FILE", help="detector checkpoint (default models/deepfake/deepfake.pt)")
     p.add_argument("--min-face", type=int, default=32, metavar="PX",
                    help="ignore faces smaller than PX pixels (default 32)")

@@ -41,14 +41,14 @@ class ScoreOptions:
     frames: int = 32  # frames sampled per video, evenly spaced
     model: Optional[str] = None  # checkpoint path; default models/deepfake/deepfake.pt
     device: str = "auto"
-    threshold: float = 0.5  # fake probability at or above which the verdict is "likely fake"
+    threshold: Optional[float] = None  # verdict "likely fake" from here; None: the model's calibrated one
     min_face: int = 32  # px; smaller faces carry too little detail to judge
     detection_threshold: float = 0.9  # MTCNN O-Net probability; stricter than for anonymizing
 
     def __post_init__(self):
         if self.frames < 1:
             raise ValueError("frames must be at least 1")
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
 
 
@@ -93,7 +93,7 @@ def _iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 def link_tracks(frames: Sequence[Sequence[Sequence[float]]]) -> list[list[int]]:
     """Greedy linking of boxes across frames: a box joins the track whose last box overlaps it most
-    (IoU >= 0.2) or, failing that, whose last centre lies within one box size of its centre.
+    (IoU >= 0.2) or, failing that, whose last centre lies within half a box size of its centre.
     Returns, per frame, the track id of each box."""
     last: dict[int, Sequence[float]] = {}
     ids: list[list[int]] = []
@@ -105,7 +105,7 @@ def link_tracks(frames: Sequence[Sequence[Sequence[float]]]) -> list[list[int]]:
                 iou = _iou(b, t)
                 size = max(b[2] - b[0], b[3] - b[1], 1.0)
                 dist = math.hypot((b[0] + b[2] - t[0] - t[2]) / 2, (b[1] + b[3] - t[1] - t[3]) / 2) / size
-                if iou >= 0.2 or dist <= 1.0:
+                if iou >= 0.2 or dist <= 0.5:
                     pairs.append((iou - 0.1 * dist, bi, tid))
         pairs.sort(reverse=True)
         assigned: dict[int, int] = {}
@@ -146,6 +146,9 @@ class Scorer:
         device = resolve_device(options.device)
         self.model_path = str(options.model or default_model_path())
         self.model = load(self.model_path, device)
+        # The model's own threshold: the score 99 % of held-out real faces stay under (set at export).
+        self.threshold = float(options.threshold if options.threshold is not None
+                               else self.model.meta.get("threshold", 0.5))
         self.detector = FaceDetector(DetectorOptions(threshold=options.detection_threshold,
                                                      min_face=options.min_face, device=str(device)))
 
@@ -217,8 +220,8 @@ class Scorer:
             "input": path,
             "kind": "image" if info.is_image else "video",
             "fake_probability": None if prob is None else round(prob, 4),
-            "verdict": verdict(prob, self.options.threshold),
-            "threshold": self.options.threshold,
+            "verdict": verdict(prob, self.threshold),
+            "threshold": round(self.threshold, 4),
             "frames_sampled": len(frames),
             "faces_scored": len(flat),
             "model": os.path.relpath(self.model_path) if os.path.isabs(self.model_path) else self.model_path,

@@ -79,6 +79,23 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
 
 
+def split_sources(sources: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) crop indices: about 5 % of the sources (people, clips) held out."""
+    held = np.random.default_rng(seed).random(sources.max() + 1) < 0.05
+    return np.nonzero(~held[sources])[0], np.nonzero(held[sources])[0]
+
+
+def calibrate_threshold(net: Detector, size: int, pack: dict, seed: int, quantile: float = 0.99) -> float:
+    """The fake probability that `quantile` of the held-out real faces stay under: a verdict
+    threshold with a known false-positive rate per face (per video it is lower still, since
+    scores are aggregated over frames)."""
+    _, held = split_sources(pack["sources"], seed)
+    if len(held) == 0:  # a tiny pack: every source in training; use them all
+        held = np.arange(len(pack["crops"]))
+    probs = predict(net, pack["crops"][held], size, torch.device("cpu"))
+    return float(np.clip(np.quantile(probs, quantile), 0.05, 0.95))
+
+
 def strength_at(step: int, opts: TrainOptions) -> float:
     end = max(1, int(opts.curriculum * opts.steps))
     t = min(1.0, step / end)
@@ -206,9 +223,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     n = len(pack["crops"])
     # Held-out split by source (person or clip), for the pseudo-fake validation AUC.
     sources = pack["sources"]
-    held = np.random.default_rng(opts.seed).random(sources.max() + 1) < 0.05
-    val_idx = np.nonzero(held[sources])[0]
-    train_idx = np.nonzero(~held[sources])[0]
+    train_idx, val_idx = split_sources(sources, opts.seed)
     say(f"{n} real crops ({len(train_idx)} train, {len(val_idx)} held out) on {device}")
     ffpp_dir = data_dir / "deepfake" / "ffpp_crops_256"
     ffpp = pack_ffpp(ffpp_dir, device=opts.device, cache=pack_path.parent / "deepfake_ffpp.npz") \
@@ -306,11 +321,19 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     return last
 
 
-def export_checkpoint(src: Path, export_dir: Path, extra_meta: Optional[dict] = None) -> Path:
-    """Ship `src` (a best.pt/last.pt of a run) as export_dir/deepfake.pt in float16."""
+def export_checkpoint(src: Path, export_dir: Path, extra_meta: Optional[dict] = None,
+                      pack_path: Optional[Path] = None) -> Path:
+    """Ship `src` (a best.pt/last.pt of a run) as export_dir/deepfake.pt in float16, with the verdict
+    threshold calibrated on the held-out real faces of the pack (when the pack is there)."""
     ck = torch.load(src, map_location="cpu", weights_only=True)
     net = Detector(ck["arch"])
     net.load_state_dict(ck["state_dict"])
     meta = dict(ck.get("meta", {}))
+    opts = meta.get("options", {})
+    pack_path = pack_path or Path(opts.get("pack") or default_pack_path())
+    if pack_path.is_file():
+        meta["threshold"] = calibrate_threshold(net.eval(), int(ck["size"]), load_pack(pack_path),
+                                                int(opts.get("seed", 0)))
+        meta["threshold_rule"] = "99th percentile of the fake probability of held-out real faces"
     meta.update(extra_meta or {})
     return export(net, int(ck["size"]), export_dir / "deepfake.pt", meta)
