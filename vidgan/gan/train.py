@@ -473,9 +473,8 @@ class CycleGANTrainer(Trainer):
         self.opts["D"].zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
         self.opts["D"].step()
-        return {"d_a": float(loss_d_a), "d_b": float(loss_d_b), "g_a": float(loss_g_a), "g_b": float(loss_g_b),
-                "cycle_a": float(loss_cyc_a), "cycle_b": float(loss_cyc_b), "idt_a": float(loss_idt_a),
-                "idt_b": float(loss_idt_b)}
+        values = (loss_d_a, loss_d_b, loss_g_a, loss_g_b, loss_cyc_a, loss_cyc_b, loss_idt_a, loss_idt_b)
+        return {k: float(v.detach()) for k, v in zip(self.loss_names, values)}
 
     def sample_rows(self, a: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
         fb = self.nets["G"](a)
@@ -566,18 +565,18 @@ class SRTrainer(Trainer):
             loss_d.backward()
             self.opts["D"].step()
             set_requires_grad(D, False)
-            out["d"] = float(loss_d)
+            out["d"] = float(loss_d.detach())
         with self.autocast():
             loss_mse = F.mse_loss(sr.float(), b.float())
             loss = loss_mse
             if self.perceptual is not None:
                 loss_p = self.perceptual(sr, b)
                 loss = loss + c.perceptual_weight * loss_p
-                out["perceptual"] = float(loss_p)
+                out["perceptual"] = float(loss_p.detach())
             if c.adv_weight > 0:
                 loss_adv = self.gan(self.nets["D"](sr), True, for_discriminator=False)
                 loss = loss + c.adv_weight * loss_adv
-                out["g_adv"] = float(loss_adv)
+                out["g_adv"] = float(loss_adv.detach())
         self.opts["G"].zero_grad(set_to_none=True)
         loss.backward()
         self.opts["G"].step()
