@@ -284,3 +284,16 @@ def test_missing_model_is_a_usage_error(tmp_path, capsys):
                  str(tmp_path / "nope"), "--quiet", "--device", "cpu"])
     assert code == 2
     assert "de-identification model" in capsys.readouterr().err
+
+
+def test_op_blends_the_previous_fake_of_the_track():
+    a = frame_with_faces()
+    b = np.clip(a.astype(int) + 40, 0, 255).astype(np.uint8)  # the light changed
+    box = TrackBox(1, Box(50, 25, 100, 85), 0.99, "detected")
+    steady, raw = op(crop_alpha=0.5, color_match=False), op(crop_alpha=0.0, color_match=False)
+    outs = {}
+    for name, o in (("steady", steady), ("raw", raw)):
+        f0 = o.apply(a, [box], Frame(0, 0, 0, a))
+        f1 = o.apply(b, [box], Frame(1, 1, 0.03, b))
+        outs[name] = np.abs(f1.astype(int) - f0.astype(int))[45:65, 65:85].mean()
+    assert outs["steady"] < 0.8 * outs["raw"], outs

@@ -39,13 +39,16 @@ MIN_FACE = 16  # px: below this a generated face is meaningless; such faces are 
 class _TrackState:
     rel: np.ndarray  # 5,2 landmarks as fractions of the box (smoothed)
     last: int        # frame index of the last update
+    fake: Optional[np.ndarray] = None  # float32 generated crop of the previous frame (canonical frame)
+    fake_at: int = -10
 
 
 class GanFace(Operation):
     name = "gan"
 
     def __init__(self, mask: MaskOptions = MaskOptions(), model: str = "models/deid", key: Optional[bytes] = None,
-                 device: str = "auto", smooth: float = 0.6, color_match: bool = True, generator=None):
+                 device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
+                 generator=None):
         super().__init__(mask)
         from ..gan.deid import load_deid
         from ..gan.deid_keys import TrackCodes, random_key
@@ -57,6 +60,7 @@ class GanFace(Operation):
         self.key = key if key is not None else random_key()
         self.codes = TrackCodes(self.key, b"", dim=self.net.arch.z_dim)
         self.smooth = smooth
+        self.crop_alpha = crop_alpha
         self.color_match = color_match
         self.blur = Blur(mask)
         self.tracks: dict[int, _TrackState] = {}
@@ -86,7 +90,8 @@ class GanFace(Operation):
         else:
             rel = st.rel if st is not None else BOX_TEMPLATE
         if tb.track_id >= 0:
-            self.tracks[tb.track_id] = _TrackState(rel, index)
+            old = self.tracks.get(tb.track_id)
+            self.tracks[tb.track_id] = _TrackState(rel, index, *((old.fake, old.fake_at) if old else ()))
         return rel * wh + org
 
     # -- the operation
@@ -100,7 +105,7 @@ class GanFace(Operation):
         h, w = image.shape[:2]
         index = frame.index if frame is not None else 0
         out = image.copy()
-        todo = []  # (patch, matrix, crop, points in the crop, z)
+        todo = []  # (patch, matrix, crop, points in the crop, z, track id)
         untracked = 0  # boxes without a track id (hand-drawn): one code each, by their order in the frame
         for tb, patch in self.patches(boxes, w, h):
             lm = self.landmarks(tb, index)
@@ -116,7 +121,7 @@ class GanFace(Operation):
             else:
                 untracked += 1
                 z = self.codes.code(-untracked)
-            todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), z))
+            todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), z, tb.track_id))
         if not todo:
             return out
         dev = next(self.net.parameters()).device
@@ -126,12 +131,26 @@ class GanFace(Operation):
             z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
             _, comp = self.net(x, heat, z)
         fakes = ((comp.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
-        for (patch, m, crop, _, _), fake in zip(todo, fakes):
+        for (patch, m, crop, _, _, tid), fake in zip(todo, fakes):
             if self.color_match:
                 fake = match_color(fake, crop, self.hard)
+            fake = self._smooth_crop(tid, index, fake)
             pasted = paste_back(out, fake, m, mask=self.soft)
             sl = patch.slices
             keep = patch.alpha > 0  # never touch a pixel the vault does not store
             out[sl] = np.where(keep[..., None], pasted[sl], out[sl])
             self.stats["generated"] += 1
         return out
+
+    def _smooth_crop(self, track_id: int, index: int, fake: np.ndarray) -> np.ndarray:
+        """Blend in the track's previous generated crop (same canonical frame: the alignment is
+        stabilised, so a crop pixel is the same point of the face) when it is from the frame before:
+        the painted face does not flicker with small changes of the context."""
+        st = self.tracks.get(track_id) if track_id >= 0 else None
+        if st is None or self.crop_alpha <= 0:
+            return fake
+        cur = fake.astype(np.float32)
+        if st.fake is not None and 0 < index - st.fake_at <= 2:
+            cur = self.crop_alpha * st.fake + (1 - self.crop_alpha) * cur
+        st.fake, st.fake_at = cur, index
+        return np.clip(cur + 0.5, 0, 255).astype(np.uint8)
