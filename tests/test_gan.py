@@ -397,3 +397,12 @@ def test_shipped_sr_beats_bicubic_on_held_out_faces():
     batches = (ds.batch(torch.arange(i, i + 32), torch.arange(i, i + 32), None, "cpu") for i in range(0, 96, 32))
     m = evaluate_sr(tr.net, batches, 4)
     assert m["gain_db"] >= 2.0, m
+
+
+def test_val_folder_copies_of_training_files_are_dropped(tiny, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny / "sbs", tmp_path / "sbs")
+    shutil.copy(tmp_path / "sbs" / "train" / "20.jpg", tmp_path / "sbs" / "val" / "copy-of-20.jpg")
+    val = build_dataset(DataSpec(kind="side-by-side", root=str(tmp_path / "sbs"), size=32), "val")
+    assert len(val) == 8 and "copy-of-20.jpg" not in val.names

@@ -11,7 +11,8 @@ Kinds of pairs (A = input, B = target; tensors in [-1, 1]):
   - pairs made on the fly from one folder: lowres->highres (SR), gray->colour, edges->photo.
 
 Held-out split: a file belongs to `val` when a hash of its name falls below `val_fraction`, so the
-split is the same on every machine and no evaluation ever sees a training face.
+split is the same on every machine and no evaluation ever sees a training face. Folders with their
+own train/ and val/ are used as they are, minus val files byte-identical to a training file.
 """
 
 from __future__ import annotations
@@ -238,6 +239,10 @@ class DataSpec:
     old_min: int = 60
 
 
+def _digest(path: Path) -> bytes:
+    return hashlib.sha1(path.read_bytes()).digest()
+
+
 def _subdir(root: Path, split: str) -> Path | None:
     d = root / split
     return d if d.is_dir() else None
@@ -249,6 +254,11 @@ def _files(root: str | Path, split: str, val_fraction: float, keep: Callable[[Pa
     root = Path(root)
     sub = _subdir(root, split)
     files = list_images(sub) if sub is not None else split_files(list_images(root), split, val_fraction)
+    if split == "val" and sub is not None and _subdir(root, "train") is not None:
+        # a val/ folder may repeat training images (the shared pairs/facades val/ holds all 100 of
+        # train/): evaluation must not see them, so drop val files whose bytes equal a training file
+        seen = {_digest(f) for f in list_images(root / "train")}
+        files = [f for f in files if _digest(f) not in seen]
     if keep is not None:
         files = [f for f in files if keep(f)]
     if limit is not None and split == "train" and len(files) > limit:
