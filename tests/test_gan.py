@@ -343,6 +343,10 @@ def test_gray_translator_sees_what_training_saw(tmp_path):
     assert torch.allclose(tr(x), ref.clamp(0, 1), atol=1e-5)
     with pytest.raises(ValueError):
         save_translator(tmp_path / "bad.pt", g, "unet", {}, {"name": "g"})
+    meta = {"name": "g", "task": "pix2pix", "input_mode": "gray", "scale": 1, "size": 32, "faces": True}
+    save_translator(tmp_path / "h.pt", g, "unet", {"size": 32, "ngf": 4}, meta, half=True)
+    assert (tmp_path / "h.pt").stat().st_size < 0.6 * (tmp_path / "g.pt").stat().st_size
+    assert torch.allclose(load_translator(str(tmp_path / "h.pt"), "cpu")(x), ref.clamp(0, 1), atol=2e-3)
 
 
 def test_cli_train_pix2pix_exports(tiny, tmp_path):

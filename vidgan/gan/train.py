@@ -370,7 +370,9 @@ class Trainer:
 
     def export(self, d: Path, g: nn.Module, grid: Path, m: dict, name: str, extra: str = "") -> None:
         d.mkdir(parents=True, exist_ok=True)
-        save_translator(d / "generator.pt", g, self.cfg.arch, self.cfg.arch_kwargs(), self.meta(name, m))
+        half = count_params(g) * 4 > 24e6  # keep shipped files under 25 MB
+        save_translator(d / "generator.pt", g, self.cfg.arch, self.cfg.arch_kwargs(),
+                        {**self.meta(name, m), "weights": "float16" if half else "float32"}, half=half)
         import cv2
 
         im = cv2.imread(str(grid))

@@ -73,13 +73,17 @@ class Translator:
 
 
 def save_translator(path: str | os.PathLike, net: torch.nn.Module, arch: str, arch_kwargs: dict,
-                    meta: dict) -> None:
+                    meta: dict, half: bool = False) -> None:
+    """half=True stores floating-point weights as float16 (half the file; shipped models must stay
+    under 25 MB). Loading casts them back to float32, so users never see the difference."""
     missing = {"name", "task", "input_mode", "scale", "size", "faces"} - set(meta)
     if missing:
         raise ValueError(f"generator meta lacks {sorted(missing)}")
     if meta["task"] not in TASKS or meta["input_mode"] not in INPUT_MODES:
         raise ValueError(f"bad task/input_mode: {meta['task']!r}/{meta['input_mode']!r}")
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = f"{path}.part"
     torch.save({"format": FORMAT, "arch": arch, "arch_kwargs": dict(arch_kwargs), "state_dict": state,
                 "meta": dict(meta)}, tmp)
