@@ -645,14 +645,16 @@ DATA_TERMS = {
 def write_card(d: Path, cfg: TrainConfig, name: str, m: dict, n_params: int, hw: str, extra: str = "") -> None:
     data = next((v for k, v in DATA_TERMS.items() if k in cfg.data.root), cfg.data.root)
     mins = m.get("train_seconds", 0) / 60
+    split = ("held out: the folder's own val/, minus byte-identical copies of train/ files"
+             if (Path(cfg.data.root) / "val").is_dir() else
+             f"held-out split by file-name hash, {cfg.data.val_fraction:.0%}, never trained on")
     lines = [
         f"# {name}", "",
         f"{cfg.task} generator ({cfg.arch}, {n_params / 1e6:.2f} M parameters, {cfg.data.size} px, "
         f"input mode `{cfg.input_mode}`), trained by `vidgan train {cfg.task}`. Load it with "
         f"`vidgan.gan.translator.load_translator('{name}')` or `vidgan translate --model {name}`.", "",
         extra, "" if extra else None,
-        f"- Data: {data}; dataset recipe `{cfg.data.kind}` from `{cfg.data.root}` "
-        f"(held-out split by file-name hash, {cfg.data.val_fraction:.0%}, never trained on).",
+        f"- Data: {data}; dataset recipe `{cfg.data.kind}` from `{cfg.data.root}` ({split}).",
         f"- Command: `{cfg.command or '(library call)'}`",
         f"- Training: {m.get('steps')} steps, batch {cfg.batch_size}, lr {cfg.lr} (linear decay from "
         f"{cfg.decay_from:.0%}), {cfg.gan_mode if cfg.task != 'sr' or cfg.adv_weight > 0 else 'no'} GAN loss, "
