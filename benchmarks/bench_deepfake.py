@@ -112,7 +112,8 @@ def main() -> int:
     ap.add_argument("--model", default=str(default_model_path()))
     ap.add_argument("--data", default=str(default_data_dir()))
     ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="verdict threshold (default: the model's calibrated one)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-videos", action="store_true")
@@ -122,22 +123,24 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     model = load(args.model, args.device)
-    print(f"model {args.model}: {model.net.arch} {model.size} px, trained step {model.meta.get('step')}")
-    fl = frame_level(model, data, args.threshold)
+    threshold = args.threshold if args.threshold is not None else float(model.meta.get("threshold", 0.5))
+    print(f"model {args.model}: {model.net.arch} {model.size} px, trained step {model.meta.get('step')}, "
+          f"verdict threshold {threshold:.3f}")
+    fl = frame_level(model, data, threshold)
     print("frame level (ffpp_crops_256, 160 images):")
     print("  AUC all {auc:.3f} | train split {auc_train_split:.3f} | test split {auc_test_split:.3f} | "
-          "accuracy@0.5 {accuracy:.3f} | mean score real {real_mean:.3f} fake {fake_mean:.3f}".format(**fl))
+          "accuracy@threshold {accuracy:.3f} | mean score real {real_mean:.3f} fake {fake_mean:.3f}".format(**fl))
     print("  " + " | ".join(f"{t} {fl['auc_' + t]:.3f}" for t in FFPP_TYPES))
     if args.grid:
         sample_grid(model, data, Path(args.grid))
-    vl = [] if args.skip_videos else video_level(args.model, data, args.frames, args.threshold, args.device)
+    vl = [] if args.skip_videos else video_level(args.model, data, args.frames, threshold, args.device)
     if vl:
         ok = sum(r["verdict"] == "likely real" for r in vl)
         print(f"video level: {ok}/{len(vl)} real clips scored 'likely real'")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "meta_step": model.meta.get("step"),
                                                "machine": platform.processor() or platform.machine(),
-                                               "frame_level": fl, "video_level": vl}, indent=1))
+                                               "threshold": threshold, "frame_level": fl, "video_level": vl}, indent=1))
     return 0
 
 
