@@ -115,9 +115,9 @@ def main() -> int:
 
     modes = [("blur", {})]
     try:
-        from vidgan.gan.translator import find_model
+        from vidgan.gan.deid import find_deid
 
-        find_model(args.gan_model)
+        find_deid(args.gan_model)
         modes.append(("gan", {"gan_model": args.gan_model}))
     except Exception as exc:  # no trained de-identification model yet
         rows.append({"stage": "gan end to end", "fps": None, "note": f"skipped: {exc}"})

@@ -28,6 +28,16 @@ from vidgan.pipeline import AnonymizeOptions
 DEFAULTS = AnonymizeOptions()
 
 
+def _gan_model_available(name: str) -> bool:
+    from vidgan.gan.deid import find_deid
+
+    try:
+        find_deid(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _cuda_available() -> bool:
     try:
         import torch
@@ -78,7 +88,11 @@ class ControlsPanel(QWidget):
         form = QFormLayout(cover)
         self.mode = QComboBox()
         for name in OPERATIONS:
-            self.mode.addItem(name.capitalize(), name)
+            self.mode.addItem("GAN face" if name == "gan" else name.capitalize(), name)
+        if "gan" in OPERATIONS and not _gan_model_available(d.gan_model):
+            item = self.mode.model().item(self.mode.findData("gan"))
+            item.setEnabled(False)
+            item.setToolTip("No de-identification model trained yet (vidgan train deid -> models/deid)")
         self.mode.setCurrentIndex(self.mode.findData(d.mode))
         form.addRow("Mode", self.mode)
         self.mode_params = QStackedWidget()
