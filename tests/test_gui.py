@@ -109,7 +109,10 @@ def show(window, index: int) -> None:
 
 
 def biggest_track(window) -> int:
-    return max(window.current_boxes(), key=lambda b: b.box.area).track_id
+    """The track of the biggest face the detector found in the current frame (held boxes grow with
+    their distance from a detection, so they are not the biggest face)."""
+    boxes = [b for b in window.current_boxes() if b.kind == "detected"] or window.current_boxes()
+    return max(boxes, key=lambda b: b.box.area).track_id
 
 
 # -- entry points -------------------------------------------------------------------------------------
@@ -230,7 +233,7 @@ def test_export_keeps_the_chosen_face_and_covers_the_others(party, qtbot, tmp_pa
     result = decoded_frames(str(out))
     assert len(result) == 31
     checked_kept = checked_covered = 0
-    for fr in party.doc["frames"][::5]:
+    for fr in party.doc["frames"][::3]:  # the detector's frames at 30 fps (auto stride 3)
         orig = read_frame(party.path, fr["index"]).image
         for face in fr["faces"]:
             x1, y1, x2, y2 = face["box"]
