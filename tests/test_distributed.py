@@ -359,3 +359,51 @@ def test_cli_ray(ray_session, runs, inputs, tmp_path):
     key.write_text("correct horse battery")
     assert main(["anonymize", inputs["carphone"], "--out-dir", str(out_dir), "-q", "--ray",
                  "--passcode-file", str(key)]) == 2
+
+
+# -- translate and deepfake on Ray ---------------------------------------------------------------------
+def test_translate_on_ray_equals_local(ray_session, tmp_path):
+    """`vidgan translate --ray`: one task per file, the same frames as the local loop."""
+    from vidgan.gan.nets import build_generator
+    from vidgan.gan.translator import save_translator
+
+    torch.manual_seed(0)
+    model = tmp_path / "tiny.pt"
+    save_translator(model, build_generator("unet", size=128, ngf=8), "unet", {"size": 128, "ngf": 8},
+                    {"name": "tiny", "task": "pix2pix", "input_mode": "rgb", "scale": 1, "size": 128,
+                     "faces": False})
+    clips = [make_clip(tmp_path / "a.mp4", frames=6, width=128, height=128),
+             make_clip(tmp_path / "b.mkv", frames=5, width=128, height=128)]
+    outs = {}
+    for mode, extra in (("local", []), ("ray", ["--ray"])):
+        folder = tmp_path / mode
+        assert main(["translate", *map(str, clips), "--model", str(model), "--whole-frame", "--no-temporal",
+                     "--device", "cpu", "--out-dir", str(folder), "-q", *extra]) == 0
+        outs[mode] = sorted(str(p) for p in folder.iterdir())
+    assert [os.path.basename(p) for p in outs["local"]] == [os.path.basename(p) for p in outs["ray"]]
+    for a, b in zip(outs["local"], outs["ray"]):
+        assert video_times(a) == video_times(b)
+        with av.open(a) as ca, av.open(b) as cb:
+            fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
+            fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
+        assert len(fa) == len(fb) > 0 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def test_deepfake_on_ray_equals_local(ray_session, tmp_path):
+    """`vidgan deepfake --ray`: the same JSON as the local loop, errors reported per input."""
+    from vidgan.deepfake.model import Detector, export
+
+    torch.manual_seed(0)
+    model = export(Detector("resnet18"), 128, tmp_path / "m" / "deepfake.pt", {"note": "untrained, for tests"})
+    missing = str(tmp_path / "missing.mp4")
+    inputs = [video_path("party_1s_h264_mp3.mp4"), missing]
+    results = {}
+    for mode, extra in (("local", []), ("ray", ["--ray"])):
+        out = tmp_path / f"{mode}.json"
+        assert main(["deepfake", *inputs, "--frames", "3", "--json", str(out), "--model", str(model),
+                     "--device", "cpu", "-q", *extra]) == 1  # the missing file fails, the clip is scored
+        results[mode] = json.loads(out.read_text())
+    local, remote = results["local"], results["ray"]
+    assert [r["input"] for r in remote] == inputs and [r["verdict"] for r in remote][1] == "error"
+    assert remote[0]["fake_probability"] == pytest.approx(local[0]["fake_probability"], abs=1e-5)
+    assert remote[0]["verdict"] == local[0]["verdict"]

@@ -48,6 +48,7 @@ from .media.segments import (SEGMENTABLE_FORMATS, PacketTable, Segment, SegmentR
 from .media.reader import is_image_path, probe
 from .media.writer import EncodeOptions, output_format_for
 from .pipeline import AnonymizeOptions, FileReport, Pipeline
+from .translate import TranslateOptions, Translation
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,50 @@ class AnonymizeWork(FileWork):
 
 
 # -- the tasks (run in Ray workers) ------------------------------------------------------------------
+_TRANSLATIONS: dict[TranslateOptions, Translation] = {}
+
+
+class TranslateWork(FileWork):
+    """`vidgan translate` on one file, always whole: temporal smoothing carries the previous
+    output from frame to frame, so a cut would restart it (and show as a jump)."""
+
+    def __init__(self, options: TranslateOptions):
+        self.options = options
+        self.encode_options = options.encode
+        self.wants_gpu = options.device != "cpu"
+
+    def run_file(self, job: Job, progress: Progress) -> FileReport:
+        job_runner = _TRANSLATIONS.get(self.options)
+        if job_runner is None:
+            job_runner = _TRANSLATIONS[self.options] = Translation(self.options)
+        os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
+        return job_runner.translate(job.input, job.output, progress=lambda done, _total: progress(done))
+
+
+def map_on_ray(fn: Callable[[Any], Any], items: list, options: RayOptions = RayOptions(), *,
+               on_done: Optional[Callable[[int, Any], None]] = None) -> list:
+    """`fn(item)` for every item as one Ray task each, for jobs that write no video (deepfake
+    scoring). A crashed worker is retried `options.max_retries` times; `fn` should turn its own
+    expected failures into a result (they are not retried). Results come back in item order; a task
+    that still fails gives its exception as the result. `on_done(i, result)` as tasks finish."""
+    ray = connect(options)
+    task = ray.remote(fn).options(num_cpus=options.cpus_per_task, max_retries=options.max_retries)
+    refs = {task.remote(item): i for i, item in enumerate(items)}
+    results: list = [None] * len(items)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            i = refs[ref]
+            try:
+                results[i] = ray.get(ref)
+            except Exception as exc:  # the task died for good (RayTaskError, WorkerCrashedError)
+                results[i] = exc
+            if on_done is not None:
+                on_done(i, results[i])
+    return results
+
+
 def _throttled(actor, key) -> Progress:
     """Send a task's frame count to the progress actor every few frames (fire and forget)."""
     last = [0.0]

@@ -23,13 +23,16 @@ def _seconds(value: str) -> float:
     return v
 
 
-def add_ray_args(p: argparse.ArgumentParser) -> None:
+def add_ray_args(p: argparse.ArgumentParser, segments: bool = True) -> None:
     g = p.add_argument_group("cluster (Ray)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run the batch on Ray: one task per file, long videos split at key frames. "
+                   help="run the batch on Ray: one task per file" + (", long videos split at key frames"
+                                                                     if segments else "") + ". "
                         "No ADDRESS: a local Ray instance; HOST:6379 or ray://HOST:10001: an existing "
                         "cluster (inputs and outputs must be on a file system every node sees). Put it "
                         "after the inputs or write --ray=ADDRESS")
+    if not segments:  # commands whose files always run whole (translate: smoothing; deepfake: sampling)
+        return
     g.add_argument("--segment-seconds", type=_seconds, default=30.0, metavar="S",
                    help="with --ray: split videos longer than 1.5 x S seconds into segments of about S "
                         "seconds, processed in parallel and joined without re-encoding (default 30)")
@@ -58,13 +61,19 @@ class RayBar:
             self.bar.close()
 
 
-def run_on_ray(args, jobs, work, bar: RayBar, on_done):
-    """Run `work` (a vidgan.distributed.FileWork) over `jobs`; returns the BatchReport."""
-    from ..distributed import RayOptions, run_distributed
+def ray_options(args):
+    """RayOptions from `--ray [ADDRESS]` and `--segment-seconds`."""
+    from ..distributed import RayOptions
 
     if args.ray and os.path.exists(args.ray):
         raise UsageError(f"--ray took {args.ray!r} as the cluster address; put --ray after the inputs "
                          "or write --ray=ADDRESS")
-    options = RayOptions(address=args.ray or None, segment_seconds=args.segment_seconds)
-    return run_distributed(jobs, work, options, skip_existing=getattr(args, "skip_existing", False),
+    return RayOptions(address=args.ray or None, segment_seconds=getattr(args, "segment_seconds", 30.0))
+
+
+def run_on_ray(args, jobs, work, bar: RayBar, on_done):
+    """Run `work` (a vidgan.distributed.FileWork) over `jobs`; returns the BatchReport."""
+    from ..distributed import run_distributed
+
+    return run_distributed(jobs, work, ray_options(args), skip_existing=getattr(args, "skip_existing", False),
                            on_done=on_done, on_frames=bar.frames)

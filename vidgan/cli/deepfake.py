@@ -37,6 +37,9 @@ def register(sub) -> None:
                    help="ignore faces smaller than PX pixels (default 32)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from ._ray import add_ray_args
+
+    add_ray_args(p, segments=False)
     p.set_defaults(func=run)
 
 
@@ -64,17 +67,28 @@ def run(args) -> int:
                            threshold=args.threshold, min_face=args.min_face)
     scorer = Scorer(options)
     results, failed = [], 0
-    for path in args.inputs:
-        progress, close = _frame_bar(f"deepfake {os.path.basename(path)[:30]}", args.quiet, leave=False)
-        try:
-            scored = scorer.score(path, progress=progress)
-        except VidganError as exc:
+    if args.ray is not None:
+        scored_all = _score_on_ray(args, options)
+    for n, path in enumerate(args.inputs):
+        if args.ray is not None:
+            scored = scored_all[n]
+            if isinstance(scored, BaseException):
+                print(f"vidgan: error: {path}: {scored}", file=sys.stderr)
+                results.append({"input": path, "fake_probability": None, "verdict": "error",
+                                "error": str(scored)})
+                failed += 1
+                continue
+        else:
+            progress, close = _frame_bar(f"deepfake {os.path.basename(path)[:30]}", args.quiet, leave=False)
+            try:
+                scored = scorer.score(path, progress=progress)
+            except VidganError as exc:
+                close()
+                print(f"vidgan: error: {exc}", file=sys.stderr)
+                results.append({"input": path, "fake_probability": None, "verdict": "error", "error": str(exc)})
+                failed += 1
+                continue
             close()
-            print(f"vidgan: error: {exc}", file=sys.stderr)
-            results.append({"input": path, "fake_probability": None, "verdict": "error", "error": str(exc)})
-            failed += 1
-            continue
-        close()
         r = scored.result
         if args.report:
             name = os.path.splitext(os.path.basename(path))[0] + ".png"
@@ -86,6 +100,37 @@ def run(args) -> int:
     if args.json:
         _write_json(args.json, results)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+_SCORERS: dict = {}
+
+
+def _score_task(item):
+    """One Ray task: score one input with a scorer cached per worker; an input vidgan cannot read
+    comes back as its error (not retried: it would fail again)."""
+    from ..deepfake import Scorer
+    from ..errors import VidganError
+
+    path, options = item
+    scorer = _SCORERS.get(options)
+    if scorer is None:
+        scorer = _SCORERS[options] = Scorer(options)
+    try:
+        return scorer.score(path)
+    except VidganError as exc:
+        return exc
+
+
+def _score_on_ray(args, options) -> list:
+    from ..distributed import map_on_ray
+    from ._ray import RayBar, ray_options
+
+    bar = RayBar(len(args.inputs), args.quiet)
+    try:
+        return map_on_ray(_score_task, [(p, options) for p in args.inputs], ray_options(args),
+                          on_done=lambda i, r: bar.done(i, None, r))
+    finally:
+        bar.close()
 
 
 # -- vidgan train deepfake ------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ def register(sub) -> None:
     e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
     e.add_argument("--no-audio", action="store_true", help="drop audio and subtitle streams")
     e.add_argument("--strip-metadata", action="store_true", help="do not copy container metadata")
+    from ._ray import add_ray_args
+
+    add_ray_args(p, segments=False)
     p.set_defaults(func=cmd_translate)
 
 
@@ -136,6 +139,8 @@ def cmd_translate(args) -> int:
 
     options = _options(args)
     job = Translation(options)  # loads the model first: an unknown model is a usage error (exit 2)
+    if args.ray is not None:
+        return _translate_on_ray(args, options, _plan(args, job.translator.name))
     failed = 0
     for src, dst in _plan(args, job.translator.name):
         if args.out_dir:
@@ -157,3 +162,29 @@ def cmd_translate(args) -> int:
             print(f"ok: {src} -> {dst} ({report.frames} frames, {what}, {report.fps:.1f} fps{extra})",
                   file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _translate_on_ray(args, options, plan) -> int:
+    """One Ray task per file (whole files: smoothing runs through the video); same lines and exit
+    code as the local loop."""
+    from ..batch import Job
+    from ..distributed import TranslateWork
+    from ..errors import EXIT_FAILED, EXIT_OK
+    from ._ray import RayBar, run_on_ray
+
+    jobs = [Job(src, dst) for src, dst in plan]
+    bar = RayBar(len(jobs), args.quiet)
+
+    def done(i, job, report):
+        bar.done(i, job, report)
+        if report.status == "failed":
+            print(f"vidgan: error: {job.input}: {report.error}", file=sys.stderr)
+        elif not args.quiet:
+            print(f"{report.status}: {job.input} -> {job.output} ({report.frames} frames, {report.fps:.1f} fps)",
+                  file=sys.stderr)
+
+    try:
+        report = run_on_ray(args, jobs, TranslateWork(options), bar, done)
+    finally:
+        bar.close()
+    return EXIT_FAILED if report.failed else EXIT_OK
