@@ -11,7 +11,7 @@ the glue between them, written for throughput on video:
   third of the detector's time on 1080p frames);
 * non-maximum suppression is torchvision's batched NMS; the final "Min"-overlap NMS is vectorised;
 * on the CPU the three networks run on OpenCV's DNN module (`CvNet`, the same weights exported to
-  ONNX, see mtcnn_onnx/), 2-4x faster there than PyTorch's kernels for such small convolutions;
+  ONNX, see mtcnn_onnx/), 1.5-4x faster there than PyTorch's kernels for such small convolutions;
   on a GPU they stay PyTorch modules (`TorchNet`).
 
 The cascade logic (candidate generation, regression, squaring, thresholds) follows the original
@@ -21,6 +21,7 @@ MTCNN as facenet-pytorch implements it, so the pretrained networks see what they
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import cv2
@@ -59,10 +60,12 @@ class CvNet:
         self.name = name
         self.outputs = list(_OUTPUTS[name])
         self.net = cv2.dnn.readNetFromONNX(os.path.join(ONNX_DIR, f"{name}.onnx"))
+        self._lock = threading.Lock()  # setInput + forward is one call; a Net is not thread-safe
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        self.net.setInput(np.ascontiguousarray(x.numpy(), dtype=np.float32))
-        return tuple(torch.from_numpy(o) for o in self.net.forward(self.outputs))
+        with self._lock:
+            self.net.setInput(np.ascontiguousarray(x.numpy(), dtype=np.float32))
+            return tuple(torch.from_numpy(o) for o in self.net.forward(self.outputs))
 
 
 def cascade_nets(mtcnn, device: torch.device, backend: str = "auto"):
