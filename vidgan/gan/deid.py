@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..faces.align import template_points
-from .translator import models_dir, resolve_device
+from .translator import find_model, resolve_device
 
 FORMAT = "vidgan-deid/1"
 N_LANDMARKS = 5
@@ -170,12 +170,10 @@ def save_deid(path: str | os.PathLike, net: DeidGenerator, meta: dict) -> None:
 def find_deid(name_or_path: str) -> Path:
     """A generator file, a folder holding generator.pt, or the name of a folder in models/."""
     p = Path(name_or_path)
-    for cand in (p, p / "generator.pt", models_dir() / name_or_path / "generator.pt"):
-        if cand.is_file():
-            return cand
-    raise FileNotFoundError(f"no de-identification model {name_or_path!r} (looked for a file, "
-                            f"{p / 'generator.pt'} and models/{name_or_path}/generator.pt); train one with "
-                            f"`vidgan train deid` and pass --gan-model runs/.../generator.pt")
+    return find_model(name_or_path, missing=(
+        f"no de-identification model {name_or_path!r} (looked for a file, {p / 'generator.pt'} and "
+        f"models/{name_or_path}/generator.pt); train one with `vidgan train deid` and pass "
+        f"--gan-model runs/.../generator.pt"))
 
 
 def load_deid(name_or_path: str, device: str | torch.device = "auto") -> DeidGenerator:

@@ -90,17 +90,19 @@ def save_translator(path: str | os.PathLike, net: torch.nn.Module, arch: str, ar
     os.replace(tmp, path)
 
 
-def find_model(name_or_path: str) -> Path:
-    """A path to a generator file, or the name of a folder in models/ (models/NAME/generator.pt)."""
+def find_model(name_or_path: str, missing: str | None = None) -> Path:
+    """A generator file, a folder holding generator.pt, or the name of a folder in models/
+    (models/NAME/generator.pt). `missing`: the error message when none exists (default: list the
+    models there are)."""
     p = Path(name_or_path)
-    if p.is_file():
-        return p
-    cand = models_dir() / name_or_path / "generator.pt"
-    if cand.is_file():
-        return cand
-    known = sorted(d.name for d in models_dir().glob("*") if (d / "generator.pt").is_file())
-    raise FileNotFoundError(f"no model {name_or_path!r}: not a file, and not one of models/ "
-                            f"({', '.join(known) or 'none trained yet'})")
+    for cand in (p, p / "generator.pt", models_dir() / name_or_path / "generator.pt"):
+        if cand.is_file():
+            return cand
+    if missing is None:
+        known = sorted(d.name for d in models_dir().glob("*") if (d / "generator.pt").is_file())
+        missing = (f"no model {name_or_path!r}: not a file, and not one of models/ "
+                   f"({', '.join(known) or 'none trained yet'})")
+    raise FileNotFoundError(missing)
 
 
 def load_translator(name_or_path: str, device: str | torch.device = "auto") -> Translator:
