@@ -227,9 +227,9 @@ class Pipeline:
             for frame in frames:
                 yield frame, (source.get(frame.index) if opts.in_range(frame.time) else [])
             return
-        fps = float(info.average_rate) if info.average_rate else 30.0
-        tracker = Tracker(opts.tracker or TrackerOptions.for_fps(fps))
-        stride = opts.detect_stride(float(info.average_rate) if info.average_rate else None)
+        rate = float(info.average_rate) if info.average_rate else None
+        tracker = Tracker(opts.tracker or TrackerOptions.for_fps(rate or 30.0))
+        stride = opts.detect_stride(rate)
         report.detect_every = stride
         pending: dict[int, Frame] = {}
         batch: list[Frame] = []
