@@ -10,7 +10,7 @@ import torch
 
 from conftest import video_path
 from vidgan.faces import DetectorOptions, FaceDetector
-from vidgan.faces.mtcnn import CvNet, TorchNet, cascade_nets
+from vidgan.faces.mtcnn import Cascade, CvNet, TorchNet
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +26,36 @@ def test_onnx_networks_match_facenet_weights(mtcnn, name, shape):
     x = torch.rand(shape) * 2 - 1
     with torch.no_grad():
         ref = TorchNet(getattr(mtcnn, name), channels_last=False)(x)
-    got = CvNet(name)(x)
+    got = CvNet(name)(x.numpy())
     assert len(got) == len(ref)
     for g, r in zip(got, ref):
         assert g.shape == r.shape
-        assert torch.allclose(g, r, atol=1e-4), float((g - r).abs().max())
+        assert np.allclose(g, r, atol=1e-4), float(np.abs(g - r).max())
 
 
-def test_auto_backend_is_opencv_on_cpu_and_torch_on_request(mtcnn):
-    assert all(isinstance(n, CvNet) for n in cascade_nets(mtcnn, torch.device("cpu")))
-    assert all(isinstance(n, TorchNet) for n in cascade_nets(mtcnn, torch.device("cpu"), "torch"))
+def test_auto_backend_is_opencv_on_cpu_and_torch_on_request():
+    assert Cascade("cpu").backend == "opencv"
+    assert all(isinstance(n, CvNet) for n in Cascade("cpu").nets)
+    assert all(isinstance(n, TorchNet) for n in Cascade("cpu", "torch").nets)
     with pytest.raises(ValueError):
-        cascade_nets(mtcnn, torch.device("cpu"), "tensorrt")
+        Cascade("cpu", "tensorrt")
+
+
+def test_the_cpu_detector_does_not_import_torch(tmp_path):
+    """Importing torch + torchvision + facenet-pytorch costs seconds, most of a short clip's run: the
+    CPU path (detect, track, blur, encode) must not need them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from vidgan.faces import DetectorOptions, FaceDetector\n"
+            "import vidgan.pipeline, vidgan.batch\n"
+            "d = FaceDetector(DetectorOptions(device='auto'))\n"
+            "d.detect([np.zeros((120, 160, 3), np.uint8)])\n"
+            "print(d.device, sorted(m for m in ('torch', 'torchvision', 'facenet_pytorch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""}).stdout.split()
+    assert out == ["cpu", "[]"]
 
 
 def test_backends_find_the_same_faces_on_a_real_clip():

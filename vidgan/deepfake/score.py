@@ -139,11 +139,13 @@ class Scorer:
     """Loads the model and the detector once; `score(path)` per input."""
 
     def __init__(self, options: ScoreOptions = ScoreOptions()):
+        import torch
+
         from ..faces import DetectorOptions, FaceDetector, resolve_device
         from .model import default_model_path, load
 
         self.options = options
-        device = resolve_device(options.device)
+        device = torch.device(resolve_device(options.device))
         self.model_path = str(options.model or default_model_path())
         self.model = load(self.model_path, device)
         # The model's own threshold: the score 99 % of held-out real faces stay under (set at export).

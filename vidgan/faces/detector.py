@@ -1,4 +1,5 @@
-"""Face detection with facenet-pytorch's MTCNN (its weights ship inside the wheel).
+"""Face detection with facenet-pytorch's MTCNN (its weights ship inside the wheel; on the CPU the same
+weights run on OpenCV's DNN module, see mtcnn.py, and PyTorch is never imported).
 
 Frames are detected in batches at a working resolution derived from the smallest face the user wants
 found: MTCNN's finest pyramid level looks for 12 px faces, so a frame can be shrunk by 12/min_face
@@ -8,26 +9,53 @@ coordinates of the full frame.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from ..types import Box, Detection
-from .mtcnn import cascade_nets, detect_faces
+from .mtcnn import Cascade
 
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def _driver_sees_a_gpu() -> bool:
+    """Whether the CUDA driver reports a device, asked through libcuda directly: importing PyTorch
+    just to learn that a CPU-only machine has no GPU would cost seconds per run."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    return False
+
+
+def cuda_available() -> bool:
+    if "torch" not in sys.modules and not _driver_sees_a_gpu():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" when a CUDA GPU is usable, else "cpu"; "cuda..." is checked. A string, so the
+    CPU path never needs PyTorch (torch.device(...) accepts it where a tensor needs it)."""
+    device = str(device)
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "cuda" if cuda_available() else "cpu"
+    if device.startswith("cuda") and not cuda_available():
         raise ValueError("--device cuda asked for, but no CUDA GPU is available")
-    return torch.device(device)
+    if device != "cpu" and not device.startswith("cuda") and device != "mps":
+        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)")
+    return device
 
 
 @dataclass(frozen=True)
@@ -62,16 +90,10 @@ class FaceDetector:
     """Batched MTCNN. `detect(images)` -> one list of `Detection` per image."""
 
     def __init__(self, options: DetectorOptions = DetectorOptions()):
-        from facenet_pytorch import MTCNN
-
         self.options = options
         self.device = resolve_device(options.device)
-        self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False,
-                            thresholds=[options.stage_thresholds[0], options.stage_thresholds[1],
-                                        options.threshold],
-                            factor=options.factor)
-        self._mtcnn.eval()
-        self._nets = cascade_nets(self._mtcnn, self.device, options.backend)
+        self.cascade = Cascade(self.device, options.backend)
+        self.thresholds = (options.stage_thresholds[0], options.stage_thresholds[1], options.threshold)
 
     def working_scale(self, width: int, height: int) -> tuple[float, int]:
         """(scale applied to the frame, min face size in working pixels)."""
@@ -81,7 +103,6 @@ class FaceDetector:
             scale = min(scale, self.options.max_side / max(width, height))
         return scale, max(12, int(round(min_face * scale)))
 
-    @torch.inference_mode()
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         if not images:
             return []
@@ -98,8 +119,7 @@ class FaceDetector:
         return results
 
     def _detect_batch(self, batch: np.ndarray, min_face: int, scale: float) -> list[list[Detection]]:
-        m = self._mtcnn
-        results = detect_faces(batch, *self._nets, min_face, m.thresholds, m.factor, self.device)
+        results = self.cascade(batch, min_face, self.thresholds, self.options.factor)
         out: list[list[Detection]] = []
         inv = 1.0 / scale
         for b, p in results:

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from ..faces.detector import resolve_device as device_name
+
 FORMAT = "vidgan-generator/1"
 TASKS = ("pix2pix", "cyclegan", "sr")
 INPUT_MODES = ("rgb", "gray", "labels")
@@ -34,11 +36,10 @@ def models_dir() -> Path:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The detector's device rule ("auto": CUDA when usable), as a torch.device."""
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return torch.device(device_name(device))
 
 
 @dataclass
