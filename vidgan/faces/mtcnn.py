@@ -49,10 +49,14 @@ class CvImages:
 
     def __init__(self, frames: np.ndarray):
         self.frames = frames
+        self._last = frames  # the previous (larger) pyramid level, uint8 NHWC
 
     def level(self, sh: int, sw: int) -> np.ndarray:
-        lv = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in self.frames])
-        return _normalise(lv.transpose(0, 3, 1, 2).astype(np.float32))
+        """Levels come in decreasing size; each is area-resized from the one before (not from the full
+        frame: the same averages, 3-5x less work over the pyramid)."""
+        src = self._last if self._last.shape[1] >= sh and self._last.shape[2] >= sw else self.frames
+        self._last = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in src])
+        return _normalise(self._last.transpose(0, 3, 1, 2).astype(np.float32))
 
     def crops(self, boxes: np.ndarray, inds: np.ndarray, size: int) -> np.ndarray:
         h, w = self.frames.shape[1:3]
@@ -87,21 +91,23 @@ class TorchImages:
 
         self.device = torch.device(device)
         self.frames = frames
-        self.images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
+        self.cpu = CvImages(frames) if self.device.type == "cpu" else None
+        if self.cpu is None:
+            self.images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
 
     def level(self, sh: int, sw: int):
         import torch
 
-        if self.device.type == "cpu":  # OpenCV's area resize is much faster than adaptive pooling
-            return torch.from_numpy(CvImages(self.frames).level(sh, sw))
+        if self.cpu is not None:  # OpenCV's area resize is much faster than adaptive pooling
+            return torch.from_numpy(self.cpu.level(sh, sw))
         return _normalise(torch.nn.functional.interpolate(self.images, size=(sh, sw), mode="area"))
 
     def crops(self, boxes: np.ndarray, inds: np.ndarray, size: int):
         import torch
         from torchvision.ops import roi_align
 
-        if self.device.type == "cpu":
-            return torch.from_numpy(CvImages(self.frames).crops(boxes, inds, size))
+        if self.cpu is not None:
+            return torch.from_numpy(self.cpu.crops(boxes, inds, size))
         h, w = self.frames.shape[1:3]
         c = _clipped(boxes, w, h).astype(np.float32)
         rois = torch.from_numpy(np.concatenate([inds[:, None].astype(np.float32), c], axis=1)).to(self.device)
