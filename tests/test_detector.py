@@ -77,3 +77,36 @@ def test_backends_find_the_same_faces_on_a_real_clip():
             assert np.allclose([da.box.x1, da.box.y1, da.box.x2, da.box.y2],
                                [db.box.x1, db.box.y1, db.box.x2, db.box.y2], atol=0.05)
             assert abs(da.score - db.score) < 1e-3
+
+
+def test_device_path_finds_the_same_faces(monkeypatch):
+    """The GPU path (pyramid by F.interpolate, crops by one roi_align on the device) run on the CPU:
+    CI has no GPU, and this is the only place that code runs there."""
+    import av
+
+    from vidgan.faces import mtcnn
+
+    frames = []
+    with av.open(video_path("party_1s_h264_mp3.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 8 == 0:
+                frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) == 3:
+                break
+
+    def device_images(self, frames):
+        im = mtcnn.TorchImages(frames, "cpu")
+        im.cpu = None
+        im.images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        return im
+
+    ref = FaceDetector(DetectorOptions(device="cpu", backend="torch")).detect(frames)
+    monkeypatch.setattr(mtcnn.Cascade, "images", device_images)
+    got = FaceDetector(DetectorOptions(device="cpu", backend="torch")).detect(frames)
+    assert sum(map(len, ref)) >= 6
+    for a, b in zip(ref, got):
+        # Different resampling (bilinear/area crops vs roi_align), same faces.
+        assert abs(len(a) - len(b)) <= 1
+        for da in a:
+            if da.score > 0.95:
+                assert max(da.box.iou(db.box) for db in b) > 0.7
