@@ -67,23 +67,22 @@ def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskP
         return None
     xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / ax
     ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / ay
-    if options.shape == "ellipse":
-        r = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2)
-    else:
-        r = np.maximum(np.abs(xs)[None, :], np.abs(ys)[:, None])
-    if f > 0:
-        alpha = np.clip((1.0 + f - r) / f, 0.0, 1.0).astype(np.float32)
-    else:
-        alpha = (r <= 1.0).astype(np.float32)
     # Pixels the region touches at all are fully covered (no half-covered rim inside the region):
     # measured from the point of each pixel nearest to the centre, not from the pixel centre.
     nx = np.maximum(np.abs(xs) - 0.5 / ax, 0.0)
     ny = np.maximum(np.abs(ys) - 0.5 / ay, 0.0)
-    if options.shape == "ellipse":
-        near = np.sqrt(nx[None, :] ** 2 + ny[:, None] ** 2)
+    if options.shape == "ellipse":  # squared radii: one sqrt, for the feather band only
+        r2 = (xs * xs)[None, :] + (ys * ys)[:, None]
+        inside = ((nx * nx)[None, :] + (ny * ny)[:, None] < 1.0) | (r2 <= 1.0)
+        r = np.sqrt(r2) if f > 0 else None
     else:
-        near = np.maximum(nx[None, :], ny[:, None])
-    alpha[(r <= 1.0) | (near < 1.0)] = 1.0
+        r = np.maximum(np.abs(xs)[None, :], np.abs(ys)[:, None])
+        inside = (np.maximum(nx[None, :], ny[:, None]) < 1.0) | (r <= 1.0)
+    if f > 0:
+        alpha = np.clip((1.0 + f - r) / f, 0.0, 1.0).astype(np.float32, copy=False)
+    else:
+        alpha = np.zeros(inside.shape, np.float32)
+    alpha[inside] = 1.0
     return MaskPatch(x0, y0, x1, y1, alpha)
 
 
