@@ -329,3 +329,21 @@ def test_flush_on_an_empty_tracker_and_twice():
         assert t.update(i, []) == []
     assert [i for i, _ in t.flush()] == [0, 1, 2]
     assert t.flush() == []
+
+
+def test_single_row_or_column_assignment_matches_scipy():
+    """The shortcut that keeps scipy.optimize out of single-face runs gives scipy's answer."""
+    from scipy.optimize import linear_sum_assignment
+
+    from vidgan.faces.tracker import _assign
+
+    rng = np.random.default_rng(1)
+    for n in range(1, 6):
+        for shape in ((1, n), (n, 1)):
+            for _ in range(50):
+                c = rng.choice([0.1, 0.5, 1.2, 10.0], size=shape)
+                r1, c1 = _assign(c)
+                r2, c2 = linear_sum_assignment(c)
+                assert len(r1) == len(r2) == 1 and c[r1, c1].sum() == c[r2, c2].sum()
+    c = np.array([[0.2, 0.1], [0.1, 10.0]])  # more than one of each: the real Hungarian
+    assert sorted(zip(*_assign(c))) == [(0, 1), (1, 0)]
