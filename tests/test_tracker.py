@@ -333,6 +333,7 @@ def test_flush_on_an_empty_tracker_and_twice():
 
 def test_single_row_or_column_assignment_matches_scipy():
     """The shortcut that keeps scipy.optimize out of single-face runs gives scipy's answer."""
+    import numpy as np
     from scipy.optimize import linear_sum_assignment
 
     from vidgan.faces.tracker import _assign
