@@ -58,16 +58,22 @@ def test_the_cpu_detector_does_not_import_torch(tmp_path):
     assert out == ["cpu", "[]"]
 
 
-def test_backends_find_the_same_faces_on_a_real_clip():
+def party_frames(step: int, count: int) -> list[np.ndarray]:
+    """Every `step`-th frame of the shared 1 s party clip (faces in every frame), RGB."""
     import av
 
     frames = []
     with av.open(video_path("party_1s_h264_mp3.mp4")) as c:
         for i, f in enumerate(c.decode(video=0)):
-            if i % 6 == 0:
+            if i % step == 0:
                 frames.append(f.to_ndarray(format="rgb24"))
-            if len(frames) == 4:
+            if len(frames) == count:
                 break
+    return frames
+
+
+def test_backends_find_the_same_faces_on_a_real_clip():
+    frames = party_frames(6, 4)
     results = {be: FaceDetector(DetectorOptions(device="cpu", backend=be)).detect(frames)
                for be in ("torch", "opencv")}
     assert sum(map(len, results["opencv"])) >= 4  # the party has faces in every frame
@@ -82,17 +88,9 @@ def test_backends_find_the_same_faces_on_a_real_clip():
 def test_device_path_finds_the_same_faces(monkeypatch):
     """The GPU path (pyramid by F.interpolate, crops by one roi_align on the device) run on the CPU:
     CI has no GPU, and this is the only place that code runs there."""
-    import av
-
     from vidgan.faces import mtcnn
 
-    frames = []
-    with av.open(video_path("party_1s_h264_mp3.mp4")) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i % 8 == 0:
-                frames.append(f.to_ndarray(format="rgb24"))
-            if len(frames) == 3:
-                break
+    frames = party_frames(8, 3)
 
     def device_images(self, frames):
         im = mtcnn.TorchImages(frames, "cpu")
