@@ -42,7 +42,7 @@ from .data import is_val, list_images, read_rgb
 from .deid import DeidArch, DeidGenerator, heatmaps, save_deid
 from .losses import GANLoss, PerceptualLoss
 from .nets import build_discriminator, count_params, init_weights
-from .train import hardware, save_grid, set_requires_grad
+from .train import after_log, finish, hardware, save_grid, set_requires_grad
 from .translator import resolve_device
 
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
@@ -345,19 +345,11 @@ class DeidTrainer:
                     fh.flush()
                     self.log(f"step {self.step}/{c.steps} " + " ".join(f"{k} {acc[k] / n_acc:.4f}" for k in self.loss_names))
                     acc, n_acc = {}, 0
-                if self.step % c.sample_every == 0:
-                    self.save_samples()
-                if self.step % c.ckpt_every == 0 or self.step == end:
-                    self.save_checkpoint()
+                after_log(self, end)
         if self.step < c.steps:
             return {}
-        grid = self.save_samples()
-        m = self.evaluate()
-        m["train_seconds"] = round(self.elapsed)
-        m["steps"] = self.step
-        (self.out / "metrics.json").write_text(json.dumps(m, indent=2))
+        grid, m = finish(self)
         save_deid(self.out / "generator.pt", self.G, self.meta(m))
-        self.log("metrics: " + json.dumps(m))
         if c.export:
             self.export(Path(c.export), grid, m)
         return m

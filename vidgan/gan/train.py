@@ -156,6 +156,27 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def after_log(trainer, end: int) -> None:
+    """Inside a training loop, after each step: sample grid and checkpoint when they are due."""
+    c = trainer.cfg
+    if trainer.step % c.sample_every == 0:
+        trainer.save_samples()
+    if trainer.step % c.ckpt_every == 0 or trainer.step == end:
+        trainer.save_checkpoint()
+
+
+def finish(trainer) -> tuple[Path, dict]:
+    """After the last step: the final sample grid and held-out metrics (also written to
+    metrics.json and the log). Returns (grid path, metrics)."""
+    grid = trainer.save_samples()
+    m = trainer.evaluate()
+    m["train_seconds"] = round(trainer.elapsed)
+    m["steps"] = trainer.step
+    (trainer.out / "metrics.json").write_text(json.dumps(m, indent=2))
+    trainer.log("metrics: " + json.dumps(m))
+    return grid, m
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, bf16 autocast)"
@@ -324,18 +345,10 @@ class Trainer:
                     self.log(f"step {self.step}/{c.steps} " + " ".join(f"{k} {acc.get(k, 0) / n_acc:.4f}"
                                                                         for k in self.loss_names))
                     acc, n_acc = {}, 0
-                if self.step % c.sample_every == 0:
-                    self.save_samples()
-                if self.step % c.ckpt_every == 0 or self.step == end:
-                    self.save_checkpoint()
+                after_log(self, end)
         if self.step < c.steps:
             return {}
-        grid = self.save_samples()
-        m = self.evaluate()
-        m["train_seconds"] = round(self.elapsed)
-        m["steps"] = self.step
-        (self.out / "metrics.json").write_text(json.dumps(m, indent=2))
-        self.log("metrics: " + json.dumps(m))
+        grid, m = finish(self)
         if c.export:
             self.export(Path(c.export), self.generator_for_export(), grid, m, c.name or Path(c.export).name)
         return m
