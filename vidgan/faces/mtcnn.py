@@ -56,7 +56,7 @@ class CvImages:
         frame: the same averages, 3-5x less work over the pyramid)."""
         src = self._last if self._last.shape[1] >= sh and self._last.shape[2] >= sw else self.frames
         self._last = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in src])
-        return _normalise(self._last.transpose(0, 3, 1, 2).astype(np.float32))
+        return _normalise(self._last.transpose(0, 3, 1, 2).astype(np.float32, order="C"))
 
     def crops(self, boxes: np.ndarray, inds: np.ndarray, size: int) -> np.ndarray:
         h, w = self.frames.shape[1:3]
@@ -65,7 +65,7 @@ class CvImages:
             if x2 > x1 and y2 > y1:  # bilinear up, area down: what roi_align's adaptive sampling does
                 interp = cv2.INTER_AREA if min(x2 - x1, y2 - y1) > size else cv2.INTER_LINEAR
                 out[k] = cv2.resize(self.frames[i, y1:y2, x1:x2], (size, size), interpolation=interp)
-        return _normalise(out.transpose(0, 3, 1, 2).astype(np.float32))
+        return _normalise(out.transpose(0, 3, 1, 2).astype(np.float32, order="C"))
 
 
 class CvNet:
