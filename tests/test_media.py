@@ -622,3 +622,41 @@ def test_shared_clips_are_not_copied_into_the_repository():
         dirs[:] = [d for d in dirs if d not in (".git", ".venv") and not d.startswith(".benchvenv")]
         found += [os.path.join(folder, f) for f in files if f in names]
     assert found == []
+
+
+@pytest.mark.parametrize("colorspace", [1, 6])  # BT.709 (HD), SMPTE 170M (BT.601, SD)
+def test_colours_and_colour_tags_survive_a_round_trip(tmp_path, colorspace):
+    """The reader converts YUV -> RGB with the stream's own matrix; the writer must convert back with
+    the same one (left unset, swscale uses BT.601 and a BT.709 clip's colours shift by 2-4 levels)
+    and tag the output like the input."""
+    src, dst = str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4")
+    h, w = 64, 96
+    planes = np.empty((h * 3 // 2, w), np.uint8)
+    planes[:h] = np.linspace(70, 150, w, dtype=np.uint8)[None, :]  # luma ramp
+    planes[h:h + h // 4] = 110  # U
+    planes[h + h // 4:] = 150  # V: a skin-like tone, inside the RGB gamut under either matrix
+    with av.open(src, "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.options = {"qp": "0"}
+        for key, value in (("colorspace", colorspace), ("color_range", 1), ("color_primaries", 1 if colorspace == 1 else 6),
+                           ("color_trc", 1 if colorspace == 1 else 6)):
+            setattr(s.codec_context, key, value)
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            f.colorspace, f.color_range, f.pts = colorspace, 1, i
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+    info, *_ = round_trip(src, dst, options=EncodeOptions(crf=0))
+    assert info.colorspace == colorspace
+    with av.open(src) as a, av.open(dst) as b:
+        ca, cb = a.streams.video[0].codec_context, b.streams.video[0].codec_context
+        assert (cb.colorspace, cb.color_primaries, cb.color_trc) == (ca.colorspace, ca.color_primaries, ca.color_trc)
+        assert cb.color_range in (0, 1)  # limited (tagged or not), as the input
+        ya = next(a.decode(video=0)).to_ndarray(format="yuv420p").astype(float)
+        yb = next(b.decode(video=0)).to_ndarray(format="yuv420p").astype(float)
+    # With the wrong matrix U moves by 2 and V by 1 on BT.709; swscale's RGB -> YUV itself darkens Y by
+    # 0.6-1.2 levels on average whatever the matrix (its rounding), which this does not judge.
+    for name, sl, tol in (("Y", slice(0, h), 1.5), ("U", slice(h, h + h // 4), 0.5),
+                          ("V", slice(h + h // 4, None), 0.5)):
+        assert abs((ya[sl] - yb[sl]).mean()) < tol, name

@@ -85,6 +85,14 @@ class VideoInfo:
     is_image: bool = False
     audio_streams: int = 0
     subtitle_streams: int = 0
+    # FFmpeg's colour tags of the video (AVColorSpace / AVColorRange / AVColorPrimaries /
+    # AVColorTransferCharacteristic; 2, 0, 2, 2 = unspecified). The colorspace is also the matrix the
+    # frames were converted to RGB with, so the writer converts back with the same one and tags the
+    # output with it, its primaries and transfer (not its range: the output is limited range).
+    colorspace: int = 2
+    color_range: int = 0
+    color_primaries: int = 2
+    color_trc: int = 2
 
 
 @dataclass(frozen=True, eq=False)

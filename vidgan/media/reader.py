@@ -125,6 +125,9 @@ class VideoReader:
             container_format=fmt_name, is_image=False,
             audio_streams=len(container.streams.audio),
             subtitle_streams=len(container.streams.subtitles),
+            colorspace=int(first.colorspace), color_range=int(first.color_range),
+            color_primaries=int(stream.codec_context.color_primaries),
+            color_trc=int(stream.codec_context.color_trc),
         )
 
     def _open_image(self) -> VideoInfo:

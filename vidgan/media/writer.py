@@ -222,6 +222,12 @@ class VideoWriter:
             cc.pix_fmt = "yuv444p" if odd else "yuv420p"
         else:
             cc.pix_fmt = "yuv420p"
+        if cc.pix_fmt != "pal8":  # carry the colour tags over (a player needs them to show the same colours)
+            # Not the range: the encoder gets limited-range YUV whatever the input had (full-range
+            # input is converted), and untagged YUV means limited range.
+            for key, unspecified in (("colorspace", 2), ("color_primaries", 2), ("color_trc", 2)):
+                if getattr(info, key) != unspecified:
+                    setattr(cc, key, getattr(info, key))
         if opts.threads:
             cc.thread_count = opts.threads
         cc.thread_type = "AUTO"
@@ -334,6 +340,9 @@ class VideoWriter:
             vf = _gif_frame(stored(img, self.info.rotation))
         else:
             vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
+            # RGB -> YUV with the matrix the reader used for YUV -> RGB (BT.709 for most HD video;
+            # left unset, swscale would use BT.601 and shift every colour by a few levels).
+            vf.colorspace = self.info.colorspace
         pts = frame.pts if frame.pts is not None else self.frames_written
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders need strictly increasing timestamps; nudge duplicates by one tick.
