@@ -660,3 +660,17 @@ def test_colours_and_colour_tags_survive_a_round_trip(tmp_path, colorspace):
     for name, sl, tol in (("Y", slice(0, h), 1.5), ("U", slice(h, h + h // 4), 0.5),
                           ("V", slice(h + h // 4, None), 0.5)):
         assert abs((ya[sl] - yb[sl]).mean()) < tol, name
+
+
+@pytest.mark.parametrize("pix_fmt,colorspace,expect", [
+    ("yuv420p", 1, 1), ("yuvj420p", 5, 5), ("yuv420p10le", 9, 9), ("yuv420p", 2, None),
+    ("bgra", 2, None), ("gbrp", 0, None), ("pal8", 1, None), ("yuv444p", 8, None), (None, 1, None)])
+def test_only_yuv_inputs_pass_their_matrix_on(tmp_path, pix_fmt, colorspace, expect):
+    """An RGB or palette input (GIF, PNG video) has no YUV matrix to keep: tagging its YUV output
+    with AVCOL_SPC_RGB would make players show wrong colours."""
+    from dataclasses import replace
+
+    from vidgan.media.writer import yuv_matrix
+
+    info = probe(make_clip(tmp_path / "in.mp4", width=32, height=32, frames=2))
+    assert yuv_matrix(replace(info, pix_fmt=pix_fmt, colorspace=colorspace)) == expect

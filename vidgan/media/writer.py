@@ -138,6 +138,18 @@ def _can_copy(fmt: str, template) -> bool:
             pass
 
 
+
+# AVColorSpace values that are YUV matrices swscale knows (BT.709, FCC, BT.470BG, SMPTE 170M,
+# SMPTE 240M, BT.2020 NCL); it indexes its coefficient table by the same numbers.
+_YUV_MATRICES = (1, 4, 5, 6, 7, 9)
+
+
+def yuv_matrix(info: VideoInfo) -> Optional[int]:
+    """The input's YUV matrix when it is tagged with one and decoded from YUV; None: swscale's default
+    (BT.601) both ways, and no tag (RGB, palette and untagged inputs)."""
+    yuv = (info.pix_fmt or "").startswith(("yuv", "nv"))
+    return info.colorspace if yuv and info.colorspace in _YUV_MATRICES else None
+
 class VideoWriter:
     """Encode upright RGB frames to `path` with the input's timing, rotation, audio and metadata.
 
@@ -222,11 +234,14 @@ class VideoWriter:
             cc.pix_fmt = "yuv444p" if odd else "yuv420p"
         else:
             cc.pix_fmt = "yuv420p"
-        if cc.pix_fmt != "pal8":  # carry the colour tags over (a player needs them to show the same colours)
-            # Not the range: the encoder gets limited-range YUV whatever the input had (full-range
-            # input is converted), and untagged YUV means limited range.
-            for key, unspecified in (("colorspace", 2), ("color_primaries", 2), ("color_trc", 2)):
-                if getattr(info, key) != unspecified:
+        self._matrix = yuv_matrix(info)
+        if cc.pix_fmt != "pal8" and self._matrix is not None:
+            # Carry the colour tags over (a player needs them to show the same colours). Not the range:
+            # the encoder gets limited-range YUV whatever the input had (full-range input is
+            # converted), and untagged YUV means limited range.
+            cc.colorspace = self._matrix
+            for key in ("color_primaries", "color_trc"):
+                if getattr(info, key) != 2:
                     setattr(cc, key, getattr(info, key))
         if opts.threads:
             cc.thread_count = opts.threads
@@ -340,9 +355,10 @@ class VideoWriter:
             vf = _gif_frame(stored(img, self.info.rotation))
         else:
             vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
-            # RGB -> YUV with the matrix the reader used for YUV -> RGB (BT.709 for most HD video;
-            # left unset, swscale would use BT.601 and shift every colour by a few levels).
-            vf.colorspace = self.info.colorspace
+            if self._matrix is not None:
+                # RGB -> YUV with the matrix the reader used for YUV -> RGB (BT.709 for most HD video;
+                # left unset, swscale would use BT.601 and shift every colour by a few levels).
+                vf.colorspace = self._matrix
         pts = frame.pts if frame.pts is not None else self.frames_written
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders need strictly increasing timestamps; nudge duplicates by one tick.
