@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBo
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from vidgan.faces import DetectorOptions
+from vidgan.faces.detector import cuda_available
 from vidgan.media import EncodeOptions
 from vidgan.ops import OPERATIONS, MaskOptions
 from vidgan.ops.masks import SHAPES
@@ -36,15 +37,6 @@ def _gan_model_available(name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _dspin(lo: float, hi: float, step: float, value: float, decimals: int = 2, suffix: str = "") -> QDoubleSpinBox:
@@ -144,7 +136,7 @@ class ControlsPanel(QWidget):
         self.device = QComboBox()
         for dev in ("auto", "cpu", "cuda"):
             self.device.addItem(dev, dev)
-        if not _cuda_available():
+        if not cuda_available():
             item = self.device.model().item(self.device.findData("cuda"))
             item.setEnabled(False)
             item.setToolTip("No CUDA GPU on this machine")
