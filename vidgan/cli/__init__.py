@@ -239,6 +239,20 @@ def _anonymize_options(args):
         raise UsageError(str(exc)) from None
 
 
+def file_done(bars, quiet: bool, detail, after=None):
+    """The per-file callback of the batch commands: advance the bars, then print the error, or (unless
+    quiet) `status: input -> output (detail(report))` and whatever `after(job, report)` adds."""
+    def done(i, job, report):
+        bars.done(i, job, report)
+        if report.status == "failed":
+            print(f"vidgan: error: {job.input}: {report.error}", file=sys.stderr)
+        elif not quiet:
+            print(f"{report.status}: {job.input} -> {job.output} ({detail(report)})", file=sys.stderr)
+            if after is not None:
+                after(job, report)
+    return done
+
+
 class _Bars:
     """tqdm bars: one for the batch, one for the current file."""
 
@@ -322,20 +336,19 @@ def cmd_anonymize(args) -> int:
     else:
         bars = _Bars(len(jobs), args.quiet)
 
-    def done(i, job, report):
-        bars.done(i, job, report)
-        if report.status == "failed":
-            print(f"vidgan: error: {job.input}: {report.error}", file=sys.stderr)
-        elif not args.quiet:
-            extra = f"; {'; '.join(report.warnings)}" if report.warnings else ""
-            print(f"{report.status}: {job.input} -> {job.output} ({report.frames} frames, "
-                  f"{report.tracks} tracks, {report.fps:.1f} fps{extra})", file=sys.stderr)
-            vault = vaults.get(job)
-            if vault is not None and report.status == "ok":
-                s = vault.stats
-                quality = "bit-exact" if vault.options.lossless else f"regions at {s.psnr:.1f} dB PSNR"
-                print(f"vault: {s.path} ({s.bytes / 1024:.0f} KiB, {s.patches} regions, {quality})",
-                      file=sys.stderr)
+    def vault_line(job, report):
+        vault = vaults.get(job)
+        if vault is not None and report.status == "ok":
+            s = vault.stats
+            quality = "bit-exact" if vault.options.lossless else f"regions at {s.psnr:.1f} dB PSNR"
+            print(f"vault: {s.path} ({s.bytes / 1024:.0f} KiB, {s.patches} regions, {quality})",
+                  file=sys.stderr)
+
+    def detail(report):
+        extra = f"; {'; '.join(report.warnings)}" if report.warnings else ""
+        return f"{report.frames} frames, {report.tracks} tracks, {report.fps:.1f} fps{extra}"
+
+    done = file_done(bars, args.quiet, detail, after=vault_line)
 
     try:
         if args.ray is not None:

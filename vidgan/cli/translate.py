@@ -170,19 +170,12 @@ def _translate_on_ray(args, options, plan) -> int:
     from ..batch import Job
     from ..distributed import TranslateWork
     from ..errors import EXIT_FAILED, EXIT_OK
+    from . import file_done
     from ._ray import RayBar, run_on_ray
 
     jobs = [Job(src, dst) for src, dst in plan]
     bar = RayBar(len(jobs), args.quiet)
-
-    def done(i, job, report):
-        bar.done(i, job, report)
-        if report.status == "failed":
-            print(f"vidgan: error: {job.input}: {report.error}", file=sys.stderr)
-        elif not args.quiet:
-            print(f"{report.status}: {job.input} -> {job.output} ({report.frames} frames, {report.fps:.1f} fps)",
-                  file=sys.stderr)
-
+    done = file_done(bar, args.quiet, lambda r: f"{r.frames} frames, {r.fps:.1f} fps")
     try:
         report = run_on_ray(args, jobs, TranslateWork(options), bar, done)
     finally:
