@@ -163,6 +163,9 @@ def register_train(tsub) -> None:
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--workers", type=int, default=1, help="data-loading processes (default 1)")
     t.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+                   help="after 150 steps, cut --steps to what fits in S seconds (a lent GPU's time); "
+                        "the lr and curriculum follow the new length")
     t.add_argument("--val-every", type=_positive_int, default=100, metavar="N")
     t.add_argument("--out", metavar="RUN_DIR", default="runs/deepfake")
     t.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
@@ -182,7 +185,8 @@ def run_train(args) -> int:
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                         map_weight=args.map_weight,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
-                        val_every=args.val_every, resume=args.resume, export=args.export)
+                        val_every=args.val_every, resume=args.resume, export=args.export,
+                        time_budget=args.time_budget)
     logging.getLogger("vidgan.deepfake").setLevel(logging.INFO)
     train(opts, progress=lambda s: print(s, flush=True))
     return 0

@@ -31,6 +31,8 @@ def register_train(tsub) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--steps", type=_positive_int, default=2000)
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+                   help="after 60 steps, cut --steps to what fits in S seconds of training (a lent GPU's time)")
     p.add_argument("--stop-at", type=_positive_int, help="stop (checkpointed) at this step, as an interruption would")
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -70,7 +72,8 @@ def run_train_deid(args: argparse.Namespace) -> int:
     if args.size < 32 or args.size % (2 ** args.n_down):
         raise UsageError(f"--size must be at least 32 and a multiple of {2 ** args.n_down}")
     cfg = DeidConfig(data=args.data, out=args.out, size=args.size, margin=args.margin, limit=args.limit,
-                     val_fraction=args.val_fraction, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
+                     val_fraction=args.val_fraction, batch_size=args.batch_size, steps=args.steps,
+                     time_budget=args.time_budget, lr=args.lr,
                      ngf=args.ngf, n_down=args.n_down, n_res=args.n_res, z_dim=args.z_dim, ndf=args.ndf,
                      n_layers=args.n_layers, w_adv=args.w_adv, w_ctx=args.w_ctx, w_in=args.w_in,
                      w_perc=args.w_perc, w_ms=args.w_ms, lossnet=args.lossnet, device=args.device,

@@ -61,6 +61,7 @@ class TrainOptions:
     ckpt_every_s: float = 180.0
     resume: bool = False
     stop_at: int = 0  # stop (with a checkpoint) once this step is reached; 0: run to `steps`
+    time_budget: float = 0.0  # seconds: steps 50-150 set the pace, then `steps` is cut to fit (0: off)
     export: str = ""  # models/deepfake: export best.pt there at the end
 
     def __post_init__(self):
@@ -124,8 +125,10 @@ class StepSampler(torch.utils.data.Sampler):
         return [(step, int(i), s) for i in sel]
 
     def __iter__(self):
-        for step in range(self.start, self.opts.steps):
+        step = self.start
+        while step < self.opts.steps:  # read each time: a time budget may shorten the run
             yield self.batch(step)
+            step += 1
 
     def __len__(self) -> int:
         return max(0, self.opts.steps - self.start)
@@ -146,6 +149,14 @@ class KeyedDataset(PseudoFakeDataset):
 @dataclass
 class _Const:
     value: float
+
+
+def _worker_init(_: int) -> None:
+    """One thread per data worker: the workers are the parallelism (OpenCV would start a pool each)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 
 def _collate(items):
@@ -226,8 +237,9 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     train_idx, val_idx = split_sources(sources, opts.seed)
     say(f"{n} real crops ({len(train_idx)} train, {len(val_idx)} held out) on {device}")
     ffpp_dir = data_dir / "deepfake" / "ffpp_crops_256"
-    ffpp = pack_ffpp(ffpp_dir, device=opts.device, cache=pack_path.parent / "deepfake_ffpp.npz") \
-        if ffpp_dir.is_dir() else None
+    ffpp_cache = pack_path.parent / "deepfake_ffpp.npz"  # the cache alone will do (a machine without the data)
+    ffpp = pack_ffpp(ffpp_dir, device=opts.device, cache=ffpp_cache) \
+        if ffpp_dir.is_dir() or ffpp_cache.is_file() else None
     pseudo_val = _pseudo_val(pack, val_idx, opts.size, opts.seed) if len(val_idx) else None
 
     torch.manual_seed(opts.seed)  # here, not earlier: building MTCNN above draws from the same RNG
@@ -265,10 +277,11 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
 
     ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
-                                         num_workers=opts.workers, collate_fn=_collate,
+                                         num_workers=opts.workers, collate_fn=_collate, worker_init_fn=_worker_init,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
     t0 = time.time()
     last_ckpt = t0
+    start, t_pace = step, t0
     run_loss, run_acc, run_n = 0.0, 0.0, 0
     net.train()
     for x, y, maps in loader:
@@ -288,6 +301,13 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         scaler.step(optim)
         scaler.update()
         step += 1
+        if opts.time_budget and step == start + 50:  # steps 50-150 (warmed up) set the pace
+            t_pace = time.time()
+        if opts.time_budget and step == start + 150:  # the lr and curriculum follow the new length
+            rate = 100 / (time.time() - t_pace)
+            left = opts.time_budget - (elapsed0 + time.time() - t0)
+            opts.steps = max(step, min(opts.steps, step + int(rate * left)))
+            say(f"time budget {opts.time_budget:.0f} s at {rate:.1f} steps/s: {opts.steps} steps")
         run_loss += loss.item()
         run_acc += float(((logits.detach() > 0).float() == y).float().mean())
         run_n += 1
@@ -311,7 +331,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         if validate or time.time() - last_ckpt > opts.ckpt_every_s:
             save_last()
             last_ckpt = time.time()
-        if opts.stop_at and step >= opts.stop_at:
+        if (opts.stop_at and step >= opts.stop_at) or step >= opts.steps:
             break
     save_last()
     logf.close()

@@ -159,11 +159,13 @@ class DeidGenerator(nn.Module):
 # ------------------------------------------------------------------------------------ save/load
 
 
-def save_deid(path: str | os.PathLike, net: DeidGenerator, meta: dict) -> None:
+def save_deid(path: str | os.PathLike, net: DeidGenerator, meta: dict, half: bool = False) -> None:
+    """`half`: store the weights as float16 (shipped models; loading converts them back)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    torch.save({"format": FORMAT, "arch": asdict(net.arch), "state_dict": net.state_dict(), "meta": dict(meta)}, tmp)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in net.state_dict().items()}
+    torch.save({"format": FORMAT, "arch": asdict(net.arch), "state_dict": state, "meta": dict(meta)}, tmp)
     os.replace(tmp, path)
 
 

@@ -58,6 +58,7 @@ class DeidConfig:
     val_fraction: float = 0.05
     batch_size: int = 16
     steps: int = 2000
+    time_budget: float = 0.0  # seconds: after 60 steps, cut `steps` to what fits (0: no limit)
     lr: float = 2e-4
     beta1: float = 0.5
     ngf: int = 32
@@ -328,7 +329,16 @@ class DeidTrainer:
                 w.writerow(["step", *self.loss_names, "time_s"])
             acc: dict[str, float] = {}
             t0, n_acc = time.time(), 0
+            start, t20 = self.step, t0
             while self.step < end:
+                if c.time_budget and self.step == start + 20:  # steps 20-60 (warmed up) set the pace
+                    t20 = time.time()
+                if c.time_budget and self.step == start + 60:  # fit the run to the time lent to it
+                    rate = 40 / (time.time() - t20)
+                    left = c.time_budget - self.elapsed - (time.time() - t0)
+                    c.steps = max(self.step, min(c.steps, self.step + int(rate * left)))
+                    end = c.steps if stop_at is None else min(stop_at, c.steps)
+                    self.log(f"time budget {c.time_budget:.0f} s at {rate:.1f} steps/s: {c.steps} steps")
                 idx = torch.randint(0, len(self.x), (c.batch_size,), generator=self.gen)
                 flip = torch.rand(c.batch_size, generator=self.gen) < 0.5
                 x, h = batch(self.x, self.pts, idx, flip, self.device)
@@ -361,7 +371,7 @@ class DeidTrainer:
         import cv2
 
         d.mkdir(parents=True, exist_ok=True)
-        save_deid(d / "generator.pt", self.G, self.meta(m))
+        save_deid(d / "generator.pt", self.G, self.meta(m), half=True)
         cv2.imwrite(str(d / "samples.jpg"), cv2.imread(str(grid)), [cv2.IMWRITE_JPEG_QUALITY, 88])
         c = self.cfg
         lines = [
