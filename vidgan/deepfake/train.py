@@ -151,14 +151,6 @@ class _Const:
     value: float
 
 
-def _worker_init(_: int) -> None:
-    """One thread per data worker: the workers are the parallelism (OpenCV would start a pool each)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def _collate(items):
     return tuple(torch.cat([i[k] for i in items]) for k in range(3))
 
@@ -221,6 +213,12 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
 
     say = progress or (lambda s: log.info(s))
     torch.set_num_threads(max(1, opts.threads))
+    if opts.workers > 0:
+        # The data workers are the parallelism: no OpenCV thread pool in each. Set before any
+        # OpenCV call and before the workers fork (setting it inside a forked worker deadlocks).
+        import cv2
+
+        cv2.setNumThreads(1)
     torch.manual_seed(opts.seed)
     device = torch.device(resolve_device(opts.device))
     out = Path(opts.out)
@@ -277,7 +275,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
 
     ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
-                                         num_workers=opts.workers, collate_fn=_collate, worker_init_fn=_worker_init,
+                                         num_workers=opts.workers, collate_fn=_collate,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
     t0 = time.time()
     last_ckpt = t0
