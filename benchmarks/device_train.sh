@@ -10,9 +10,14 @@
 #
 #   BUDGET=380 bash benchmarks/device_train.sh          # results: $OUT/results.tar.* (split, 15 MiB)
 #
-# Each trainer fits its step count to BUDGET seconds after a few warm steps (--time-budget).
-# Locally, as a dry run (slow: full-size nets on the CPU): PY=.venv/bin/python DEV=cpu \
-#   BUDGET=20 WORKERS=2 DEID_BS=2 DF_BS=4 bash benchmarks/device_train.sh
+# JOBS picks the runs (default "deidA deidB deepfake"). Each trainer fits its step count to BUDGET
+# seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
+# the results are always packed before the call's own limit: give the call BUDGET + ~240 s.
+# Runs and unpacked data live in /dev/shm; they stay there while the machine is warm, so a next call
+# can use them.
+# Locally, as a dry run (~3 min, tiny nets): PY=.venv/bin/python DEV=cpu BUDGET=15 WORKERS=1 DEID_BS=2 \
+#   DF_BS=2 DF_SIZE=64 DEID_NET="--size 32 --ngf 8 --n-down 2 --n-res 1 --ndf 8" PACKED=/tmp/vp RUNS=/tmp/vr \
+#   OUT=/tmp/vo bash benchmarks/device_train.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -21,46 +26,60 @@ BUDGET=${BUDGET:-380}
 WORKERS=${WORKERS:-12}
 DEID_BS=${DEID_BS:-64}   # the dry run uses small batches
 DF_BS=${DF_BS:-32}
+DEID_NET=${DEID_NET:---size 128 --ngf 32 --n-down 4 --n-res 4 --ndf 64}  # 8.6 M params, 17 MB in float16
+DF_SIZE=${DF_SIZE:-160}
 OUT=${OUT:-/tmp/out}
-# Unpacked data goes to memory: unpacking onto the device's disk took 6.5 of the 15 lent minutes
-# (session 4). /dev/shm also outlives the call while the machine stays warm; devpack/ does not.
+# Unpacked data goes to memory: /dev/shm outlives the call while the machine stays warm; devpack/
+# does not (an ignored folder not named in carry is removed there).
 PACKED=${PACKED:-/dev/shm/vidgan-packed}
-R=runs/device
+R=${RUNS:-/dev/shm/vidgan-runs}
+JOBS=${JOBS:-deidA deidB deepfake}
 mkdir -p "$R" "$OUT"
 export PYTHONUNBUFFERED=1
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 log "unpack"
 if [ ! -f "$PACKED/deepfake_faces.npz" ]; then $PY benchmarks/device_pack.py unpack devpack --packed "$PACKED" || exit 1; fi
-log "unpacked" 
+log "unpacked"
 if [ "$DEV" = cuda ]; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; fi
 
-DEID="--data $PACKED/utkface --cache $PACKED --size 128 --ngf 32 --n-down 4 --n-res 4 --ndf 64
-      --batch-size $DEID_BS --steps 100000 --time-budget $BUDGET --device $DEV --lossnet face-attr
+DEID="--data $PACKED/utkface --cache $PACKED $DEID_NET --batch-size $DEID_BS --steps 100000 --time-budget $BUDGET --device $DEV --lossnet face-attr
       --log-every 50 --sample-every 1000 --ckpt-every 1000"
-log "start: deid A, deid B, deepfake"
-$PY -m vidgan train deid $DEID --out $R/deidA --export $R/deidA/export > $R/deidA.log 2>&1 &
-A=$!
-$PY -m vidgan train deid $DEID --w-ms 5 --w-in 0.3 --out $R/deidB --export $R/deidB/export > $R/deidB.log 2>&1 &
-B=$!
-$PY -m vidgan train deepfake --data devpack --pack "$PACKED/deepfake_faces.npz" --size 160 --batch-size "$DF_BS" \
-  --steps 100000 --time-budget "$BUDGET" --curriculum 0.4 --val-every 250 --workers "$WORKERS" \
-  --device "$DEV" --out $R/deepfake --export $R/deepfake/export > $R/deepfake.log 2>&1 &
-D=$!
-while kill -0 $A 2>/dev/null || kill -0 $B 2>/dev/null || kill -0 $D 2>/dev/null; do
+KILL="timeout -s KILL $((BUDGET + 150))"
+pids=()
+for job in $JOBS; do
+  case $job in
+    deidA) args="$DEID" ;;
+    deidB) args="$DEID --w-ms 5 --w-in 0.3" ;;
+    deepfake) args="" ;;
+    *) echo "unknown job $job" >&2; exit 2 ;;
+  esac
+  if [ "$job" = deepfake ]; then
+    $KILL $PY -m vidgan train deepfake --data devpack --pack "$PACKED/deepfake_faces.npz" --size "$DF_SIZE" \
+      --batch-size "$DF_BS" --steps 100000 --time-budget "$BUDGET" --curriculum 0.4 --val-every 250 \
+      --workers "$WORKERS" --device "$DEV" --out "$R/$job" --export "$R/$job/export" > "$R/$job.log" 2>&1 &
+  else
+    # shellcheck disable=SC2086
+    $KILL $PY -m vidgan train deid $args --out "$R/$job" --export "$R/$job/export" > "$R/$job.log" 2>&1 &
+  fi
+  pids+=($!)
+  log "started $job"
+done
+while true; do
+  alive=0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
   sleep 30
-  log "$(tail -n1 $R/deidA.log | cut -c1-120)"
-  log "$(tail -n1 $R/deepfake.log | cut -c1-160)"
+  for job in $JOBS; do log "$job: $(tail -n1 "$R/$job.log" | cut -c1-140)"; done
   if [ "$DEV" = cuda ]; then nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; fi
 done
-wait $A; echo "deid A exit $?"
-wait $B; echo "deid B exit $?"
-wait $D; echo "deepfake exit $?"
-tail -n 3 $R/deidA.log $R/deidB.log $R/deepfake.log
+for i in "${!pids[@]}"; do wait "${pids[$i]}"; echo "job ${i} exit $?"; done
+for job in $JOBS; do tail -n 3 "$R/$job.log"; done
 
-# Back: the exported models, logs, sample grids and metrics (no optimiser checkpoints), in
-# 15 MiB pieces (a device call returns at most 8 files of 16 MiB).
-tar cf - --exclude='ckpt.pt' --exclude='last.pt' --exclude='best.pt' \
-  --exclude="$R/deidA/generator.pt" --exclude="$R/deidB/generator.pt" \
-  $R/*.log $R/deidA $R/deidB $R/deepfake | split -b 15M - "$OUT/results.tar."
+# Back: the exported models, logs, sample grids and metrics (no optimiser checkpoints and no float32
+# copies), in 15 MiB pieces (a device call returns at most 8 files of 16 MiB).
+skip=(--exclude=ckpt.pt --exclude=last.pt --exclude=best.pt)
+for job in $JOBS; do skip+=("--exclude=$job/generator.pt"); done  # not a wildcard: it would take export/ too
+# shellcheck disable=SC2086
+(cd "$R" && tar cf - "${skip[@]}" ./*.log $JOBS) | split -b 15M - "$OUT/results.tar."
 ls -la "$OUT"
