@@ -50,7 +50,7 @@ pids=()
 for job in $JOBS; do
   case $job in
     deidA) args="$DEID" ;;
-    deidB) args="$DEID --w-ms 5 --w-in 0.3" ;;
+    deidB) args="$DEID --w-ms 5 --w-in 0.3 --perc style" ;;  # less pull towards the original's face
     deepfake) args="" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac

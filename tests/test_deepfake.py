@@ -310,3 +310,21 @@ def test_train_resume_is_exact_and_logs_validation(tiny_data, tmp_path):
     m = load(shipped)
     assert m.size == 64 and next(m.net.parameters()).dtype == torch.float32
     assert os.path.getsize(shipped) < os.path.getsize(tmp_path / "a" / "last.pt")
+
+
+def test_time_budget_fits_the_schedule(tiny_data, tmp_path, monkeypatch):
+    # --time-budget: steps 50-150 (here 2-6, to keep the test short) set the pace, then `steps` (and
+    # with it the lr and the curriculum) is cut to what fits; the run ends there with a validation and
+    # a checkpoint, as a finished one.
+    from vidgan.deepfake import train as train_module
+    from vidgan.deepfake.train import train
+
+    monkeypatch.setattr(train_module, "PACE_STEPS", (2, 6))
+    root, pack = tiny_data
+    opts = _opts(root, pack, tmp_path / "t", 2000, time_budget=1.0)
+    opts.val_every = 1000
+    train(opts)
+    last = torch.load(tmp_path / "t" / "last.pt", weights_only=True)
+    assert 6 <= last["step"] < 2000 and opts.steps == last["step"]
+    rows = list(csv.DictReader(open(tmp_path / "t" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [last["step"]]  # the final validation

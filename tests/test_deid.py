@@ -297,3 +297,37 @@ def test_op_blends_the_previous_fake_of_the_track():
         f1 = o.apply(b, [box], Frame(1, 1, 0.03, b))
         outs[name] = np.abs(f1.astype(int) - f0.astype(int))[45:65, 65:85].mean()
     assert outs["steady"] < 0.8 * outs["raw"], outs
+
+
+def test_time_budget_cuts_the_run_and_still_exports(tmp_path):
+    # --time-budget: after 60 warm steps the step count is fitted to the budget (a lent GPU's minutes);
+    # the run then ends like a finished one: metrics, generator.pt.
+    torch.set_num_threads(1)
+    data = (synthetic_faces(48), synthetic_faces(8, seed=1))
+    cfg = tiny_config(tmp_path / "run", steps=3000)
+    cfg.time_budget = 2.0
+    trainer = DeidTrainer(cfg, log=lambda m: None, data=data)
+    m = trainer.run()
+    assert 61 <= m["steps"] < 3000 and trainer.cfg.steps == m["steps"]
+    assert m["train_seconds"] < 30
+    assert (tmp_path / "run" / "generator.pt").is_file()
+
+
+def test_style_perceptual_term_ignores_the_facial_layout(tmp_path):
+    # --perc style keeps only Gram statistics of the loss network's features: a face shifted by a
+    # quarter of the crop keeps its texture statistics (small loss) while its feature layout (what
+    # `content` compares, and what would pull a fake towards the original's face) changes (large loss).
+    torch.set_num_threads(1)
+    data = (synthetic_faces(16), synthetic_faces(4, seed=1))
+    x = data[0][0][:8].float() / 127.5 - 1
+    moved = torch.roll(x, shifts=(8, 8), dims=(2, 3))
+    terms = {}
+    for mode in ("content", "style"):
+        cfg = tiny_config(tmp_path / mode, steps=1)
+        cfg.lossnet, cfg.perc_mode = "face-attr", mode  # the shipped loss network
+        trainer = DeidTrainer(cfg, log=lambda m: None, data=data)
+        assert trainer.perc is not None
+        with torch.no_grad():
+            assert float(trainer.perc(x, x)) == 0.0
+            terms[mode] = float(trainer.perc(moved, x))
+    assert terms["style"] < 0.25 * terms["content"], terms

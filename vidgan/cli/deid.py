@@ -46,6 +46,9 @@ def register_train(tsub) -> None:
     p.add_argument("--w-ctx", type=float, default=10.0)
     p.add_argument("--w-in", type=float, default=1.0)
     p.add_argument("--w-perc", type=float, default=1.0)
+    p.add_argument("--perc", choices=["content", "style"], default="content", dest="perc_mode",
+                   help="perceptual term: feature content (default) or Gram statistics only (texture, "
+                        "no pull towards the original's facial layout)")
     p.add_argument("--w-ms", type=float, default=1.0)
     p.add_argument("--lossnet", default="face-attr", help="face-attr (models/face-attr), a lossnet.pt, or none")
     p.add_argument("--cache", default="packed", metavar="DIR", help="where the landmark cache goes (packed/)")
@@ -76,7 +79,8 @@ def run_train_deid(args: argparse.Namespace) -> int:
                      time_budget=args.time_budget, lr=args.lr,
                      ngf=args.ngf, n_down=args.n_down, n_res=args.n_res, z_dim=args.z_dim, ndf=args.ndf,
                      n_layers=args.n_layers, w_adv=args.w_adv, w_ctx=args.w_ctx, w_in=args.w_in,
-                     w_perc=args.w_perc, w_ms=args.w_ms, lossnet=args.lossnet, device=args.device,
+                     w_perc=args.w_perc, perc_mode=args.perc_mode, w_ms=args.w_ms, lossnet=args.lossnet,
+                     device=args.device,
                      amp=not args.no_amp, seed=args.seed, log_every=args.log_every,
                      sample_every=args.sample_every, ckpt_every=args.ckpt_every, export=args.export, cache=args.cache,
                      command=command_line())

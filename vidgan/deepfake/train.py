@@ -69,6 +69,9 @@ class TrainOptions:
             raise ValueError("size >= 32, steps >= 1 and batch size >= 1 are required")
 
 
+PACE_STEPS = (50, 150)  # with a time budget, the steps between these set the pace
+
+
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U, ties counted half); nan with one class only."""
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
@@ -299,10 +302,10 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         scaler.step(optim)
         scaler.update()
         step += 1
-        if opts.time_budget and step == start + 50:  # steps 50-150 (warmed up) set the pace
+        if opts.time_budget and step == start + PACE_STEPS[0]:  # warmed up: from here the pace is timed
             t_pace = time.time()
-        if opts.time_budget and step == start + 150:  # the lr and curriculum follow the new length
-            rate = 100 / (time.time() - t_pace)
+        if opts.time_budget and step == start + PACE_STEPS[1]:  # the lr and curriculum follow the new length
+            rate = (PACE_STEPS[1] - PACE_STEPS[0]) / (time.time() - t_pace)
             left = opts.time_budget - (elapsed0 + time.time() - t0)
             opts.steps = max(step, min(opts.steps, step + int(rate * left)))
             say(f"time budget {opts.time_budget:.0f} s at {rate:.1f} steps/s: {opts.steps} steps")

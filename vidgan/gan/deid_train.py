@@ -13,7 +13,9 @@ One step (batch of real crops x, landmark heatmaps h, two codes z1, z2):
        ctx   L1 of the raw output against x *outside* the interior (seamless context)
        in    L1 of comp1 against x inside (a weak prior: plausible shading, not the identity, which
              the generator cannot see)
-       perc  face-attr feature loss of comp1 against x (the project's own loss network)
+       perc  face-attr loss of comp1 against x (the project's own loss network): feature content
+             (default), or only Gram statistics (`perc_mode="style"`: texture of a face, none of the
+             original's layout, since matching its features pulls the fake towards that identity)
        ms    mode seeking: 1 / (mean |comp1 - comp2| on the interior / mean |z1 - z2| + 0.05)
 
 Checkpoint/resume as in `train.py`: `ckpt.pt` holds networks, optimisers, the data generator's and
@@ -71,6 +73,7 @@ class DeidConfig:
     w_ctx: float = 10.0
     w_in: float = 1.0
     w_perc: float = 1.0
+    perc_mode: str = "content"  # content: feature maps of layers 0-2; style: their Gram matrices only
     w_ms: float = 1.0
     lossnet: str = "face-attr"  # face-attr (models/face-attr), a path to a lossnet.pt, or none
     device: str = "auto"
@@ -195,7 +198,10 @@ class DeidTrainer:
             from .lossnet import load_lossnet
 
             try:
-                self.perc = PerceptualLoss(load_lossnet(cfg.lossnet, self.device), content_layers=(0, 1, 2)).to(self.device)
+                style = cfg.perc_mode == "style"
+                self.perc = PerceptualLoss(load_lossnet(cfg.lossnet, self.device), content_layers=(0, 1, 2),
+                                           style_layers=(0, 1, 2), content_weight=0.0 if style else 1.0,
+                                           style_weight=1.0 if style else 0.0).to(self.device)
             except FileNotFoundError as exc:
                 log(f"warning: no perceptual loss ({exc}); pass --lossnet none to silence this")
         self.step, self.elapsed = 0, 0.0
@@ -336,7 +342,7 @@ class DeidTrainer:
                 if c.time_budget and self.step == start + 60:  # fit the run to the time lent to it
                     rate = 40 / (time.time() - t20)
                     left = c.time_budget - self.elapsed - (time.time() - t0)
-                    c.steps = max(self.step, min(c.steps, self.step + int(rate * left)))
+                    c.steps = max(self.step + 1, min(c.steps, self.step + int(rate * left)))  # this step runs
                     end = c.steps if stop_at is None else min(stop_at, c.steps)
                     self.log(f"time budget {c.time_budget:.0f} s at {rate:.1f} steps/s: {c.steps} steps")
                 idx = torch.randint(0, len(self.x), (c.batch_size,), generator=self.gen)
@@ -384,7 +390,7 @@ class DeidTrainer:
             f"({c.val_fraction:.0%}, never trained on).",
             f"- Command: `{c.command or '(library call)'}`",
             f"- Training: {self.step} steps, batch {c.batch_size}, lr {c.lr}, weights adv {c.w_adv} ctx {c.w_ctx} "
-            f"in {c.w_in} perc {c.w_perc} ({c.lossnet}) ms {c.w_ms}; "
+            f"in {c.w_in} perc {c.w_perc} ({c.lossnet}, {c.perc_mode}) ms {c.w_ms}; "
             f"{m.get('train_seconds', 0) / 60:.1f} min on {hardware(self.device)}.",
             "- Metrics (held-out): " + ", ".join(f"{k} {v}" for k, v in m.items() if k not in ("train_seconds", "steps")),
             "- Acceptance numbers (dlib judge): see docs/benchmarks.md (`benchmarks/bench_deid.py`).",
