@@ -382,8 +382,8 @@ class DeidTrainer:
         c = self.cfg
         lines = [
             f"# {d.name}", "",
-            f"GAN de-identification generator (`vidgan.gan.deid.DeidGenerator`, {count_params(self.G) / 1e6:.2f} M "
-            f"parameters, {c.size} px aligned crops, margin {c.margin}, z {c.z_dim}-d), trained by "
+            f"GAN de-identification generator (`vidgan.gan.deid.DeidGenerator`, "
+            f"{count_params(self.G) / 1e6:.2f} M float16 parameters, {c.size} px aligned crops, margin {c.margin}, z {c.z_dim}-d), trained by "
             f"`vidgan train deid`; used by `vidgan anonymize --mode gan --gan-model {d}`.", "",
             "- Data: UTKFace aligned and cropped faces (non-commercial research use only), aligned by their "
             "MTCNN landmarks; held-out split by file-name hash "
