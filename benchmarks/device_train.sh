@@ -3,7 +3,7 @@
 # the de-identification generator (issue 5; two loss settings, A and B) and the deepfake detector
 # (issue 6). Prepare here first:
 #
-#   python benchmarks/device_pack.py pack devpack        # ~53 MiB: UTKFace chips + crop recipes
+#   python benchmarks/device_pack.py pack devpack        # 52 MiB: UTKFace chips + crop recipes
 #   (move the shipped weights other than models/face-attr out of the tree: the call carries 64 MiB)
 #
 # then run on the device (carry devpack):
@@ -54,6 +54,7 @@ for job in $JOBS; do
     deepfake) args="" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac
+  rm -rf "${R:?}/$job" "$R/$job.log"  # a fresh run (an earlier call's run of that name may be there)
   if [ "$job" = deepfake ]; then
     $KILL $PY -m vidgan train deepfake --data devpack --pack "$PACKED/deepfake_faces.npz" --size "$DF_SIZE" \
       --batch-size "$DF_BS" --steps 100000 --time-budget "$BUDGET" --curriculum 0.4 --val-every 250 \
