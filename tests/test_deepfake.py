@@ -86,6 +86,20 @@ def test_self_blend_changes_only_inside_a_mask_that_lies_on_the_face(faces, stre
             assert b.mask[cy, cx] > 0
 
 
+def test_lower_face_blend_leaves_the_eyes_real(faces):
+    # The reenactment-like variant: only the nose-mouth-chin region changes; the eyes stay real.
+    for seed in range(8):
+        for crop, lms, fbox in faces:
+            b = self_blend(crop, lms, np.random.default_rng(seed), 0.5, lower=True)
+            assert _inside(b.mask, fbox)
+            changed = np.any(b.image != crop, axis=2)
+            assert changed.any() and not (changed & (b.mask == 0)).any()
+            mouth = np.round(lms[3:].mean(0)).astype(int)
+            assert b.mask[mouth[1], mouth[0]] > 0
+            for ex, ey in np.round(lms[:2]).astype(int):
+                assert b.mask[ey, ex] == 0, "an eye is inside the lower-face mask"
+
+
 def test_face_swap_blends_another_face_inside_the_mask(faces):
     (a, la, box_a), (b, lb, _), _ = faces
     for seed in range(5):

@@ -157,6 +157,9 @@ def register_train(tsub) -> None:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--curriculum", type=_fraction(0.0, 1.0), default=0.5,
                    help="fraction of the steps over which fakes go from obvious to subtle (default 0.5)")
+    t.add_argument("--lower-prob", type=_fraction(0.0, 1.0), default=0.0,
+                   help="share of self-blends confined to the nose, mouth and chin, like a reenactment "
+                        "(Face2Face, NeuralTextures); default 0")
     t.add_argument("--map-weight", type=float, default=1.0,
                    help="weight of the auxiliary blend-map loss (0 turns it off; default 1)")
     t.add_argument("--seed", type=int, default=0)
@@ -183,7 +186,7 @@ def run_train(args) -> int:
         raise UsageError("--size must be at least 32")
     opts = TrainOptions(out=args.out, data=args.data, pack=args.pack, arch=args.arch, size=args.size,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
-                        map_weight=args.map_weight,
+                        map_weight=args.map_weight, lower_prob=args.lower_prob,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         val_every=args.val_every, resume=args.resume, export=args.export,
                         time_budget=args.time_budget)

@@ -243,7 +243,7 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
     while DataLoader workers run: pass a `multiprocessing.Value('d')` or anything with `.value`."""
 
     def __init__(self, pack: dict[str, np.ndarray], indices: np.ndarray, size: int, seed: int,
-                 strength, swap_prob: float = 0.3):
+                 strength, swap_prob: float = 0.3, lower_prob: float = 0.0):
         self.crops = pack["crops"]
         self.lms = pack["landmarks"]
         self.sources = pack["sources"]
@@ -252,6 +252,7 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.strength = strength
         self.swap_prob = swap_prob
+        self.lower_prob = lower_prob  # share of self-blends confined to nose, mouth and chin
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -271,7 +272,9 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
             made = face_swap(real, lms, self.crops[j], self.lms[j], rng, strength)
         else:
             use_lms = lms if rng.random() < 0.85 else None  # sometimes the plain face ellipse
-            made = self_blend(real, use_lms, rng, strength)
+            # (the extra draw only when asked for: runs without it keep their exact batches)
+            lower = self.lower_prob > 0 and use_lms is not None and rng.random() < self.lower_prob
+            made = self_blend(real, use_lms, rng, strength, lower)
         geo = augment_geometry(rng, real.shape[0], self.size)
         return augment_photometric(geo(real), rng), augment_photometric(geo(made.image), rng), geo(made.mask)
 

@@ -58,6 +58,20 @@ def landmark_hull(landmarks: np.ndarray, rng: np.random.Generator, scale: float 
     return centre + (pts - centre) * grow
 
 
+def lower_face_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A polygon over the nose, mouth and chin only: where reenactment methods (Face2Face,
+    NeuralTextures) re-render the face while the eyes and the face outline stay real."""
+    p = np.asarray(landmarks, np.float32).reshape(5, 2)
+    eyes, nose, mouth = p[:2], p[2], p[3:]
+    down = mouth.mean(0) - eyes.mean(0)
+    across = mouth[1] - mouth[0]
+    top = nose - down * rng.uniform(0.1, 0.3)
+    corners = mouth + np.stack([-across, across]) * rng.uniform(0.15, 0.4)
+    chin = mouth.mean(0) + down * rng.uniform(0.3, 0.55)
+    cheeks = nose + np.stack([-across, across]) * rng.uniform(0.5, 0.8)
+    return np.concatenate([top[None], cheeks, corners, chin[None]])
+
+
 def ellipse_points(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A face ellipse for a centred crop when no landmarks are known (the recipe crop centres the
     face, so the inner ellipse lies on it)."""
@@ -68,12 +82,16 @@ def ellipse_points(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def face_mask(shape: tuple[int, int], landmarks: Optional[np.ndarray], rng: np.random.Generator,
-              strength: float = 0.5) -> np.ndarray:
-    """A soft blending mask, float32 HxW in [0, 1]: landmark hull (or face ellipse), randomly eroded
-    or dilated, edges blurred by a random amount (sharper edges when `strength` is high), and a
-    random overall opacity (lower only when the curriculum asks for subtle fakes)."""
+              strength: float = 0.5, lower: bool = False) -> np.ndarray:
+    """A soft blending mask, float32 HxW in [0, 1]: landmark hull (or face ellipse; with `lower` and
+    landmarks, the nose-mouth-chin region only), randomly eroded or dilated, edges blurred by a random
+    amount (sharper edges when `strength` is high), and a random overall opacity (lower only when the
+    curriculum asks for subtle fakes)."""
     h, w = shape
-    pts = landmark_hull(landmarks, rng) if landmarks is not None else ellipse_points(h, w, rng)
+    if landmarks is None:
+        pts = ellipse_points(h, w, rng)
+    else:
+        pts = lower_face_points(landmarks, rng) if lower else landmark_hull(landmarks, rng)
     hard = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(hard, np.round(cv2.convexHull(pts.astype(np.float32))).astype(np.int32)
                        .reshape(-1, 2), 1)
@@ -170,9 +188,10 @@ def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
 
 # -- the two pseudo-fakes ----------------------------------------------------------------------------
 def self_blend(img: np.ndarray, landmarks: Optional[np.ndarray], rng: np.random.Generator,
-               strength: float = 0.5) -> Blend:
-    """A self-blended image: a transformed copy of the face blended into itself."""
-    mask = face_mask(img.shape[:2], landmarks, rng, strength)
+               strength: float = 0.5, lower: bool = False) -> Blend:
+    """A self-blended image: a transformed copy of the face blended into itself (with `lower`, into
+    the nose-mouth-chin region only, like a reenactment)."""
+    mask = face_mask(img.shape[:2], landmarks, rng, strength, lower)
     source = transformed_copy(img, rng, strength)
     return Blend(blend(img, source, mask), mask, "self")
 

@@ -52,6 +52,7 @@ class TrainOptions:
     curriculum: float = 0.5
     min_strength: float = 0.2
     swap_prob: float = 0.3
+    lower_prob: float = 0.0  # share of self-blends in the nose-mouth-chin region only (reenactment-like)
     map_weight: float = 1.0  # weight of the auxiliary "where was it blended" loss
     seed: int = 0
     device: str = "auto"
@@ -140,8 +141,8 @@ class StepSampler(torch.utils.data.Sampler):
 class KeyedDataset(PseudoFakeDataset):
     """PseudoFakeDataset addressed by (step, position in the training split, strength) keys."""
 
-    def __init__(self, pack, indices, size, seed, swap_prob):
-        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob)
+    def __init__(self, pack, indices, size, seed, swap_prob, lower_prob=0.0):
+        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob, lower_prob=lower_prob)
 
     def __getitem__(self, key):
         step, i, strength = key
@@ -276,7 +277,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     if new_log:
         writer.writeheader()
 
-    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob)
+    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob, opts.lower_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
                                          num_workers=opts.workers, collate_fn=_collate,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
