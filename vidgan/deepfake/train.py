@@ -214,6 +214,7 @@ LOG_FIELDS = ["step", "elapsed_s", "loss", "acc", "strength", "lr", "pseudo_auc"
 
 def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) -> Path:
     from ..faces import resolve_device
+    from ..gan.train import Pace  # here: scoring imports this module for `predict` only
 
     say = progress or (lambda s: log.info(s))
     torch.set_num_threads(max(1, opts.threads))
@@ -283,7 +284,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
     t0 = time.time()
     last_ckpt = t0
-    start, t_pace = step, t0
+    pace = Pace(opts.time_budget, step, *PACE_STEPS)
     run_loss, run_acc, run_n = 0.0, 0.0, 0
     net.train()
     for x, y, maps in loader:
@@ -303,13 +304,10 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         scaler.step(optim)
         scaler.update()
         step += 1
-        if opts.time_budget and step == start + PACE_STEPS[0]:  # warmed up: from here the pace is timed
-            t_pace = time.time()
-        if opts.time_budget and step == start + PACE_STEPS[1]:  # the lr and curriculum follow the new length
-            rate = (PACE_STEPS[1] - PACE_STEPS[0]) / (time.time() - t_pace)
-            left = opts.time_budget - (elapsed0 + time.time() - t0)
-            opts.steps = max(step, min(opts.steps, step + int(rate * left)))
-            say(f"time budget {opts.time_budget:.0f} s at {rate:.1f} steps/s: {opts.steps} steps")
+        fitted = pace.fit(step, opts.steps, elapsed0 + time.time() - t0)
+        if fitted is not None:  # the lr and curriculum follow the new length
+            opts.steps = fitted
+            say(pace.message(opts.steps))
         run_loss += loss.item()
         run_acc += float(((logits.detach() > 0).float() == y).float().mean())
         run_n += 1

@@ -44,7 +44,7 @@ from .data import is_val, list_images, read_rgb
 from .deid import DeidArch, DeidGenerator, heatmaps, save_deid
 from .losses import GANLoss, PerceptualLoss
 from .nets import build_discriminator, count_params, init_weights
-from .train import after_log, finish, hardware, save_grid, set_requires_grad
+from .train import Pace, after_log, finish, hardware, save_grid, set_requires_grad
 from .translator import resolve_device
 
 FLIP = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
@@ -335,16 +335,13 @@ class DeidTrainer:
                 w.writerow(["step", *self.loss_names, "time_s"])
             acc: dict[str, float] = {}
             t0, n_acc = time.time(), 0
-            start, t20 = self.step, t0
+            pace = Pace(c.time_budget, self.step, 20, 60)
             while self.step < end:
-                if c.time_budget and self.step == start + 20:  # steps 20-60 (warmed up) set the pace
-                    t20 = time.time()
-                if c.time_budget and self.step == start + 60:  # fit the run to the time lent to it
-                    rate = 40 / (time.time() - t20)
-                    left = c.time_budget - self.elapsed - (time.time() - t0)
-                    c.steps = max(self.step + 1, min(c.steps, self.step + int(rate * left)))  # this step runs
+                fitted = pace.fit(self.step, c.steps, self.elapsed + time.time() - t0)
+                if fitted is not None:
+                    c.steps = fitted
                     end = c.steps if stop_at is None else min(stop_at, c.steps)
-                    self.log(f"time budget {c.time_budget:.0f} s at {rate:.1f} steps/s: {c.steps} steps")
+                    self.log(pace.message(c.steps))
                 idx = torch.randint(0, len(self.x), (c.batch_size,), generator=self.gen)
                 flip = torch.rand(c.batch_size, generator=self.gen) < 0.5
                 x, h = batch(self.x, self.pts, idx, flip, self.device)

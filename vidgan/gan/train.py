@@ -156,6 +156,31 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
     os.replace(tmp, path)
 
 
+class Pace:
+    """Fits a run to a time budget (a lent GPU's minutes): the steps from `first` to `last` after the
+    run's start are timed (warm-up excluded), and at `last` the step count is cut to what fits.
+    Used by the de-identification and deepfake trainers (`--time-budget`)."""
+
+    def __init__(self, budget: float, start: int, first: int, last: int) -> None:
+        self.budget, self.start, self.first, self.last = budget, start, first, last
+        self.t_first = time.time()
+
+    def fit(self, done: int, steps: int, elapsed: float) -> int | None:
+        """Call after every step with the steps done and the training seconds so far: the new step
+        count (at least one more step) at the deciding step, else None."""
+        if not self.budget:
+            return None
+        if done == self.start + self.first:
+            self.t_first = time.time()
+        if done != self.start + self.last:
+            return None
+        self.rate = (self.last - self.first) / max(time.time() - self.t_first, 1e-6)
+        return max(done + 1, min(steps, done + int(self.rate * (self.budget - elapsed))))
+
+    def message(self, steps: int) -> str:
+        return f"time budget {self.budget:.0f} s at {self.rate:.1f} steps/s: {steps} steps"
+
+
 def after_log(trainer, end: int) -> None:
     """Inside a training loop, after each step: sample grid and checkpoint when they are due."""
     c = trainer.cfg
