@@ -138,7 +138,6 @@ def _can_copy(fmt: str, template) -> bool:
             pass
 
 
-
 # AVColorSpace values that are YUV matrices swscale knows (BT.709, FCC, BT.470BG, SMPTE 170M,
 # SMPTE 240M, BT.2020 NCL); it indexes its coefficient table by the same numbers.
 _YUV_MATRICES = (1, 4, 5, 6, 7, 9)
@@ -149,6 +148,7 @@ def yuv_matrix(info: VideoInfo) -> Optional[int]:
     (BT.601) both ways, and no tag (RGB, palette and untagged inputs)."""
     yuv = (info.pix_fmt or "").startswith(("yuv", "nv"))
     return info.colorspace if yuv and info.colorspace in _YUV_MATRICES else None
+
 
 class VideoWriter:
     """Encode upright RGB frames to `path` with the input's timing, rotation, audio and metadata.
