@@ -40,11 +40,12 @@ from vidgan.deepfake.dataset import load_pack  # noqa: E402
 LANDMARKS = "deid_landmarks_utkface.npz"
 
 
-def _encode(images, ext: str, params=()) -> tuple[np.ndarray, np.ndarray]:
-    """Images -> (concatenated bytes, offsets with a final end)."""
+def _encode(images, ext: str, params=(), bgr: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RGB images (BGR with `bgr`, as OpenCV reads them), any iterable -> (concatenated bytes,
+    offsets with a final end)."""
     bufs = []
     for im in images:
-        ok, buf = cv2.imencode(ext, cv2.cvtColor(im, cv2.COLOR_RGB2BGR), list(params))
+        ok, buf = cv2.imencode(ext, im if bgr else cv2.cvtColor(im, cv2.COLOR_RGB2BGR), list(params))
         assert ok
         bufs.append(buf.ravel())
     offsets = np.cumsum([0] + [len(b) for b in bufs]).astype(np.int64)
@@ -70,8 +71,8 @@ def _fit_crop(chip_lm: np.ndarray, crop_lm: np.ndarray) -> tuple[np.ndarray, flo
 def pack(out: Path, data: Path, quality: int, packed: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     chips = sorted((data / "faces" / "utkface").glob("*.jpg"))
-    cdata, coff = _encode([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in chips], ".jpg",
-                          (cv2.IMWRITE_JPEG_QUALITY, quality))
+    cdata, coff = _encode((cv2.imread(str(f)) for f in chips), ".jpg", (cv2.IMWRITE_JPEG_QUALITY, quality),
+                          bgr=True)  # one chip in memory at a time
     np.savez(out / "utkface.npz", data=cdata, offsets=coff, names=np.array([f.name for f in chips]))
     shutil.copy(packed / LANDMARKS, out / LANDMARKS)
     with np.load(packed / LANDMARKS) as z:
