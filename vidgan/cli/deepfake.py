@@ -166,7 +166,7 @@ def register_train(tsub) -> None:
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--workers", type=int, default=1, help="data-loading processes (default 1)")
     t.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
-    t.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+    t.add_argument("--time-budget", type=_fraction(0.0, float("inf")), default=0.0, metavar="S",
                    help="after 150 steps, cut --steps to what fits in S seconds (a lent GPU's time); "
                         "the lr and curriculum follow the new length")
     t.add_argument("--val-every", type=_positive_int, default=100, metavar="N")

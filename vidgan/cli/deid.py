@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import _positive_int
+from . import _fraction, _positive_int
 
 EPILOG = __doc__.split("\n\n", 1)[1]
 
@@ -31,7 +31,7 @@ def register_train(tsub) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--steps", type=_positive_int, default=2000)
-    p.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+    p.add_argument("--time-budget", type=_fraction(0.0, float("inf")), default=0.0, metavar="S",
                    help="after 60 steps, cut --steps to what fits in S seconds of training (a lent GPU's time)")
     p.add_argument("--stop-at", type=_positive_int, help="stop (checkpointed) at this step, as an interruption would")
     p.add_argument("--batch-size", type=_positive_int, default=16)
