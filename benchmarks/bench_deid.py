@@ -20,6 +20,14 @@ For each clip (its first `--seconds`, cut to a temporary file so every run proce
     .venv/bin/python benchmarks/bench_deid.py --gan-model runs/deid-cpu/generator.pt \\
         --clip expressive_woman.mp4 --seconds 2
 
+`--donors N` measures the *ceiling* of an interior mask instead of a trained model: the generator is
+replaced by real people, N UTKFace chips of adults (training split) aligned exactly as the generator's
+crops, one donor per track picked by the track's code (so one passcode keeps one donor per person and
+another passcode picks another). A real, sharp, different face inside the mask is the best any
+generator can paint there, so the leak it leaves is what the *context* outside the mask gives away.
+`--interior CX,CY,AX,AY` sets that mask (centre and half-axes, fractions of the margin-0 crop; the
+default is gan.deid's). Nothing of this is used by vidgan itself.
+
 Prints a table and writes --json. Shared clips are read from ../shared/data/videos (never copied).
 """
 
@@ -35,6 +43,7 @@ import warnings
 
 import av
 import numpy as np
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -82,7 +91,7 @@ def cut(src: str, dst: str, seconds: float) -> int:
 
 def frames(path: str) -> list[np.ndarray]:
     with VideoReader(path) as r:
-        return [f.image for f in r]
+        return [np.ascontiguousarray(f.image) for f in r]  # rows may be padded (700 px wide); dlib needs contiguous
 
 
 def run_mode(src: str, out: str, mode: str, model: str, key: bytes | None, device: str) -> float:
@@ -93,6 +102,41 @@ def run_mode(src: str, out: str, mode: str, model: str, key: bytes | None, devic
     report = pipe.anonymize(src, out)
     dt = time.perf_counter() - t0
     return report.frames / dt
+
+
+class DonorGenerator(torch.nn.Module):
+    """Same interface as gan.deid.DeidGenerator (forward(x, heat, z) -> raw, composite), painting a
+    real donor's aligned face inside the interior mask (see `--donors`)."""
+
+    def __init__(self, n: int, interior: tuple[float, ...] | None, size: int = 128, margin: float = 0.1,
+                 seed: int = 0) -> None:
+        super().__init__()
+        from vidgan.gan.data import is_val, list_images
+        from vidgan.gan.deid import DeidArch, interior_masks
+        from vidgan.gan.deid_train import DeidConfig, load_aligned
+
+        kw = {"interior_center": tuple(interior[:2]), "interior_axes": tuple(interior[2:])} if interior else {}
+        self.arch = arch = DeidArch(size=size, margin=margin, **kw)
+        hard, soft = interior_masks(size, margin, arch.interior_center, arch.interior_axes)
+        self.register_buffer("hard", torch.from_numpy(hard)[None, None])
+        self.register_buffer("soft", torch.from_numpy(soft)[None, None])
+        faces = os.path.join(ROOT, "..", "shared", "data", "faces", "utkface")
+        adults = [f for f in list_images(faces) if int(f.name.split("_")[0]) >= 18 and not is_val(f.name, 0.05)]
+        pick = np.random.default_rng(seed).choice(len(adults), size=min(n, len(adults)), replace=False)
+        with tempfile.TemporaryDirectory() as tmp:  # load_aligned reads a folder: link the picked chips
+            d = os.path.join(tmp, "utkface")  # same folder name: the landmark cache applies
+            os.mkdir(d)
+            for i in pick:
+                os.symlink(adults[i], os.path.join(d, adults[i].name))
+            cfg = DeidConfig(data=d, out=tmp, size=size, margin=margin, val_fraction=0.0, device="cpu",
+                             cache=os.path.join(ROOT, "packed"))
+            x, _ = load_aligned(cfg, "train", log=lambda *_: None)
+        self.donors = x.float() / 127.5 - 1
+
+    def forward(self, x, heat, z):
+        bits = (z[:, :16] > 0).long().cpu() @ (2 ** torch.arange(16))
+        raw = self.donors[bits % len(self.donors)].to(x.device, x.dtype)
+        return raw, self.soft * raw + (1 - self.soft) * x
 
 
 def link(tracks: list[list], rect, t: int) -> int:
@@ -176,7 +220,13 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--keep", action="store_true", help="keep the outputs (paths in the JSON)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--donors", type=int, default=0,
+                    help="ceiling of the mask: paint N real UTKFace adults instead of a model (see above)")
+    ap.add_argument("--interior", help="CX,CY,AX,AY: the interior mask for --donors (default: gan.deid's)")
     args = ap.parse_args(argv)
+    if args.donors:
+        interior = tuple(float(v) for v in args.interior.split(",")) if args.interior else None
+        args.gan_model = DonorGenerator(args.donors, interior)
     judge = Judge(use_cnn=False)
     results = [bench_clip(c, args, judge) for c in (args.clip or ["expressive_woman.mp4"])]
     hdr = ("clip", "faces", "id leak", "still face", "same<0.6", "diff>=0.6", "WE orig", "WE gan", "flicker x",

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class AnonymizeOptions:
     keep_tracks: frozenset[int] = frozenset()  # track ids left visible
     tracks_file: Optional[str] = None  # render boxes from a `vidgan detect` JSON instead of detecting
     detect_every: int = 0  # run the detector on every n-th frame (tracking fills the rest); 0: auto
-    gan_model: str = "deid"  # gan mode: generator name in models/ or path (vidgan train deid)
+    gan_model: Any = "deid"  # gan mode: generator name in models/, a path (vidgan train deid), or a loaded generator
     gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
 
     # `detect_every=0` picks the stride from the frame rate so the detector still runs at least

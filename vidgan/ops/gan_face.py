@@ -21,6 +21,7 @@ frame) is blurred instead: privacy first, a face is never left uncovered.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -46,13 +47,15 @@ class _TrackState:
 class GanFace(Operation):
     name = "gan"
 
-    def __init__(self, mask: MaskOptions = MaskOptions(), model: str = "models/deid", key: Optional[bytes] = None,
+    def __init__(self, mask: MaskOptions = MaskOptions(), model: object = "models/deid", key: Optional[bytes] = None,
                  device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
                  generator=None):
         super().__init__(mask)
         from ..gan.deid import load_deid
         from ..gan.deid_keys import TrackCodes, random_key
 
+        if generator is None and not isinstance(model, (str, bytes, os.PathLike)):
+            generator = model  # an in-memory generator (same interface as gan.deid.DeidGenerator)
         self.net = generator if generator is not None else load_deid(model, device)
         self.net.eval()
         self.size, self.margin = self.net.arch.size, self.net.arch.margin
@@ -124,7 +127,7 @@ class GanFace(Operation):
             todo.append((patch, m, warp_crop(image, m, self.size), transform_points(lm, m), z, tb.track_id))
         if not todo:
             return out
-        dev = next(self.net.parameters()).device
+        dev = self.net.hard.device  # a buffer every generator has (the interior mask)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             x = torch.from_numpy(np.stack([t[2] for t in todo])).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1
             heat = heatmaps(torch.from_numpy(np.stack([t[3] for t in todo]).astype(np.float32)).to(dev), self.size)
