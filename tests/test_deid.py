@@ -364,3 +364,82 @@ def test_style_perceptual_term_ignores_the_facial_layout(tmp_path):
             assert float(trainer.perc(x, x)) == 0.0
             terms[mode] = float(trainer.perc(moved, x))
     assert terms["style"] < 0.25 * terms["content"], terms
+
+
+# -- identity prototypes (k-Same bank) ---------------------------------------------------------------
+
+
+def test_bank_keeps_clusters_of_k_and_averages_them():
+    from vidgan.gan.deid_train import build_bank, neighbour_prototypes
+
+    # 3 well separated groups of 5, 4 and 1 faces (features = a group centre + small noise)
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(3) * 10
+    groups = [0] * 5 + [1] * 4 + [2]
+    feats = torch.stack([centres[c] for c in groups]) + 0.01 * torch.randn(10, 3, generator=g)
+    imgs = torch.stack([torch.full((3, 4, 4), 10.0 * (i + 1)) for i in range(10)])
+    bank = build_bank(feats, imgs, n=3, k=4, seed=0)
+    assert bank.dtype == torch.uint8 and len(bank) == 2  # the single face makes no prototype
+    assert sorted(int(b[0, 0, 0]) for b in bank) == [30, 75]  # means of faces 1-5 (10..50) and 6-9 (60..90)
+    # the training condition of a face is the average of its k nearest *other* faces
+    cond = neighbour_prototypes(feats, feats, imgs, k=1, exclude_self=True)
+    assert all(int(cond[i, 0, 0, 0]) != 10 * (i + 1) for i in range(10))
+    assert int(cond[0, 0, 0, 0]) in (20, 30, 40, 50)  # from its own group
+
+
+def bank_generator(n_proto: int = 40, seed: int = 0) -> DeidGenerator:
+    import dataclasses
+
+    torch.manual_seed(seed)
+    g = init_weights(DeidGenerator(dataclasses.replace(ARCH, n_proto=n_proto, proto_size=16)), "normal", 0.2)
+    gen = torch.Generator().manual_seed(seed)
+    g.set_bank((torch.rand(n_proto, 3, 16, 16, generator=gen) * 255).byte())
+    return g.eval()
+
+
+def test_bank_generator_needs_a_prototype_and_ignores_masked_pixels(tmp_path):
+    g = bank_generator()
+    x, h, z = inputs()
+    p = g.prototypes(g.candidates(x, 4)[:, 0])
+    inside = g.hard[0, 0] > 0
+    with torch.no_grad():
+        raw, comp = g(x, h, z, p)
+        x2 = x.clone()
+        x2[:, :, inside] = 0.7
+        assert torch.equal(g(x2, h, z, p)[1][:, :, inside], comp[:, :, inside])
+        assert torch.equal(g.candidates(x2, 4), g.candidates(x, 4)), "the choice never looks inside"
+        p2 = p.clone()
+        p2[:, :, ~inside] = -1  # only the prototype's interior is used
+        assert torch.equal(g(x, h, z, p2)[1], comp)
+        assert not torch.equal(g(x, h, z, g.prototypes(g.candidates(x, 4)[:, 1]))[1], comp)
+    try:
+        g(x, h, z)
+        raise AssertionError("no prototype accepted")
+    except ValueError:
+        pass
+    save_deid(tmp_path / "g.pt", g, {}, half=True)
+    back = load_deid(str(tmp_path / "g.pt"), "cpu")
+    assert torch.equal(back.bank, g.bank) and back.arch == g.arch
+
+
+def test_op_prototype_per_track_stable_distinct_and_keyed(tmp_path):
+    im = frame_with_faces()
+    lms = ((40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0))
+    a = TrackBox(1, Box(30, 25, 70, 75), 0.99, "detected", lms)
+    b = TrackBox(2, Box(30, 25, 70, 75), 0.99, "detected", lms)  # same place and context as a
+    src = tmp_path / "v.mp4"
+    src.write_bytes(b"some video")
+
+    def run(key, frames):
+        o = GanFace(MaskOptions(), key=key, generator=bank_generator())
+        o.start_file(str(src))
+        for i, boxes in enumerate(frames):
+            o.apply(im, boxes, Frame(i, i, i / 30, im))
+        return o.protos
+
+    p = run(b"k" * 32, [[a, b], [a], [], [], [], [], [], [], [a, b]])  # a gap of 7 frames
+    assert p[1] != p[2], "two people of one video never share a prototype"
+    again = run(b"k" * 32, [[a, b]])
+    assert again == p, "same key, same video -> same prototypes"
+    others = [run(bytes([i]) * 32, [[a]])[1] for i in range(6)]
+    assert len(set(others)) > 1, "the key decides which of the candidates a track gets"

@@ -51,6 +51,11 @@ def register_train(tsub) -> None:
                         "no pull towards the original's facial layout)")
     p.add_argument("--w-ms", type=float, default=1.0)
     p.add_argument("--lossnet", default="face-attr", help="face-attr (models/face-attr), a lossnet.pt, or none")
+    p.add_argument("--proto", type=int, default=0, metavar="N",
+                   help="identity prototype bank: N k-means clusters of the training faces, each kept when it "
+                        "averages at least --proto-k faces; the fake gets its identity from one (0: none, z only)")
+    p.add_argument("--proto-k", type=_positive_int, default=6, metavar="K",
+                   help="faces averaged per prototype, at least (default 6)")
     p.add_argument("--cache", default="packed", metavar="DIR", help="where the landmark cache goes (packed/)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -80,6 +85,7 @@ def run_train_deid(args: argparse.Namespace) -> int:
                      ngf=args.ngf, n_down=args.n_down, n_res=args.n_res, z_dim=args.z_dim, ndf=args.ndf,
                      n_layers=args.n_layers, w_adv=args.w_adv, w_ctx=args.w_ctx, w_in=args.w_in,
                      w_perc=args.w_perc, perc_mode=args.perc_mode, w_ms=args.w_ms, lossnet=args.lossnet,
+                     proto=args.proto, proto_k=args.proto_k,
                      device=args.device,
                      amp=not args.no_amp, seed=args.seed, log_every=args.log_every,
                      sample_every=args.sample_every, ckpt_every=args.ckpt_every, export=args.export, cache=args.cache,

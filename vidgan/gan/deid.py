@@ -118,11 +118,21 @@ class DeidArch:
     z_dim: int = 64
     interior_center: tuple[float, float] = INTERIOR_CENTER  # saved with the model: its mask never changes
     interior_axes: tuple[float, float] = INTERIOR_AXES
+    n_proto: int = 0      # identity prototypes in the bank (0: no bank; z alone decides the fake)
+    proto_size: int = 64  # side of a stored prototype (upsampled to `size` when used)
 
 
 class DeidGenerator(nn.Module):
     """Encoder (stride-2 convs) -> FiLM residual blocks -> decoder (upsample + conv, U-Net skips,
-    FiLM from z at every level) -> tanh. Inputs: 3 masked RGB + 1 mask + 5 heatmaps = 9 channels."""
+    FiLM from z at every level) -> tanh. Inputs: 3 masked RGB + 1 mask + 5 heatmaps = 9 channels,
+    plus, with a prototype bank (`arch.n_proto`), 3 more: the interior of the track's prototype.
+
+    The prototype bank: each entry is the average of several (>= 6) aligned training faces that look
+    alike (k-means clusters, `deid_train.build_bank`), so it is nobody in particular (k-Same
+    de-identification, Newton et al. 2005) but it has a definite face structure. It gives the fake its
+    identity; the network paints it into the pose, expression and light of the context and adds
+    detail; z varies what the prototype leaves open. Prototypes for a face are chosen by its *context*
+    only (`candidates`), so the interior still never reaches the output."""
 
     def __init__(self, arch: DeidArch = DeidArch()) -> None:
         super().__init__()
@@ -130,8 +140,16 @@ class DeidGenerator(nn.Module):
         hard, soft = interior_masks(arch.size, arch.margin, tuple(arch.interior_center), tuple(arch.interior_axes))
         self.register_buffer("hard", torch.from_numpy(hard)[None, None], persistent=False)
         self.register_buffer("soft", torch.from_numpy(soft)[None, None], persistent=False)
+        ring = interior_masks(arch.size, arch.margin, tuple(arch.interior_center),
+                              tuple(1.25 * a for a in arch.interior_axes))[0] * (1 - hard)
+        self.register_buffer("ring", torch.from_numpy(ring)[None, None], persistent=False)
+        if arch.n_proto:
+            self.register_buffer("bank", torch.zeros(arch.n_proto, 3, arch.proto_size, arch.proto_size,
+                                                     dtype=torch.uint8))
+        self._bank_feats: torch.Tensor | None = None
         ch = [min(arch.ngf * 2 ** i, arch.ngf * 8) for i in range(arch.n_down + 1)]
-        self.inp = nn.Sequential(nn.Conv2d(3 + 1 + N_LANDMARKS, ch[0], 5, 1, 2), nn.LeakyReLU(0.2, True))
+        in_ch = 3 + 1 + N_LANDMARKS + (3 if arch.n_proto else 0)
+        self.inp = nn.Sequential(nn.Conv2d(in_ch, ch[0], 5, 1, 2), nn.LeakyReLU(0.2, True))
         self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(ch[i], ch[i + 1], 4, 2, 1), nn.InstanceNorm2d(ch[i + 1]),
                                                 nn.LeakyReLU(0.2, True)) for i in range(arch.n_down))
         self.res = nn.ModuleList(ResFiLM(ch[-1], arch.z_dim) for _ in range(arch.n_res))
@@ -139,12 +157,47 @@ class DeidGenerator(nn.Module):
         self.up_film = nn.ModuleList(FiLM(ch[i], arch.z_dim) for i in reversed(range(arch.n_down)))
         self.out = nn.Conv2d(ch[0], 3, 3, 1, 1)
 
-    def forward(self, x: torch.Tensor, heat: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # -- the prototype bank
+    def context_features(self, x: torch.Tensor) -> torch.Tensor:
+        """N,3,S,S crops in [-1, 1] -> N,D: the ring just outside the interior (skin, hairline, jaw,
+        light) at 16 x 16. The interior is multiplied by 0 here: choosing a prototype never looks at it."""
+        r = F.interpolate(x.float() * self.ring, size=(16, 16), mode="area")
+        return r.flatten(1)
+
+    def set_bank(self, bank: torch.Tensor) -> None:
+        """Store the prototypes (n_proto,3,p,p uint8, RGB)."""
+        self.bank.copy_(bank)
+        self._bank_feats = None
+
+    def _load_from_state_dict(self, *args, **kwargs):  # a loaded bank invalidates the cached features
+        self._bank_feats = None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def prototypes(self, idx: torch.Tensor) -> torch.Tensor:
+        """Bank entries `idx` as N,3,S,S in [-1, 1]."""
+        p = self.bank[idx.to(self.bank.device)].float() / 127.5 - 1
+        return F.interpolate(p, size=(self.arch.size, self.arch.size), mode="bilinear", align_corners=False)
+
+    def candidates(self, x: torch.Tensor, m: int = 16) -> torch.Tensor:
+        """N,m bank indices whose context is nearest to each crop's (nearest first)."""
+        if self._bank_feats is None or self._bank_feats.device != x.device:
+            self._bank_feats = self.context_features(self.prototypes(torch.arange(self.arch.n_proto)).to(x.device))
+        d = torch.cdist(self.context_features(x), self._bank_feats)
+        return d.topk(min(m, self.arch.n_proto), dim=1, largest=False).indices
+
+    def forward(self, x: torch.Tensor, heat: torch.Tensor, z: torch.Tensor,
+                proto: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: N,3,S,S crop in [-1, 1] (the interior may hold anything: it is cut off here);
-        heat: N,5,S,S; z: N,z_dim. Returns (raw generator output, composite)."""
+        heat: N,5,S,S; z: N,z_dim; proto (with a bank): N,3,S,S prototype faces in [-1, 1], of which
+        only the interior is used. Returns (raw generator output, composite)."""
         hard = self.hard.to(x.dtype).expand(x.shape[0], 1, -1, -1)
         soft = self.soft.to(x.dtype)
-        h = self.inp(torch.cat([x * (1 - hard), hard, heat.to(x.dtype)], 1))
+        parts = [x * (1 - hard), hard, heat.to(x.dtype)]
+        if self.arch.n_proto:
+            if proto is None:
+                raise ValueError("this generator needs a prototype face (gan.deid.DeidGenerator.prototypes)")
+            parts.append(proto.to(x.dtype) * hard)
+        h = self.inp(torch.cat(parts, 1))
         skips = [h]
         for d in self.down:
             h = d(h)

@@ -26,6 +26,7 @@ torch's RNG state and the step, so `--resume` continues the same run; `log.csv`,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..faces.align import TEMPLATE, align_matrix, transform_points, warp_crop
 from .data import is_val, list_images, read_rgb
@@ -76,6 +78,9 @@ class DeidConfig:
     perc_mode: str = "content"  # content: feature maps of layers 0-2; style: their Gram matrices only
     w_ms: float = 1.0
     lossnet: str = "face-attr"  # face-attr (models/face-attr), a path to a lossnet.pt, or none
+    proto: int = 0          # prototype bank: k-means clusters of the training faces (0: no bank, z only)
+    proto_k: int = 6        # faces averaged per prototype (at least; smaller clusters are dropped)
+    proto_size: int = 64
     device: str = "auto"
     amp: bool = True
     seed: int = 0
@@ -88,7 +93,7 @@ class DeidConfig:
 
     def arch(self) -> DeidArch:
         return DeidArch(size=self.size, margin=self.margin, ngf=self.ngf, n_down=self.n_down, n_res=self.n_res,
-                        z_dim=self.z_dim)
+                        z_dim=self.z_dim, proto_size=self.proto_size)  # n_proto: set from the built bank
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -155,17 +160,72 @@ def load_aligned(cfg: DeidConfig, split: str, log=print) -> tuple[torch.Tensor, 
 
 
 def batch(x: torch.Tensor, pts: torch.Tensor, idx: torch.Tensor, flip: torch.Tensor | None,
-          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images in [-1, 1] and heatmaps for the rows `idx`; `flip` (bool per row) mirrors them."""
+          device: torch.device, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """Images in [-1, 1] and heatmaps for the rows `idx`; `flip` (bool per row) mirrors them. With
+    `cond` (uint8 prototypes per row), a third item: those prototypes at the crop size, in [-1, 1]."""
     im = x[idx].to(device).float() / 127.5 - 1
     p = pts[idx].to(device).clone()
+    pr = None
+    if cond is not None:
+        pr = F.interpolate(cond[idx].to(device).float() / 127.5 - 1, size=x.shape[-2:], mode="bilinear",
+                           align_corners=False)
     if flip is not None and bool(flip.any()):
         f = flip.to(device)
         im[f] = im[f].flip(-1)
+        if pr is not None:
+            pr[f] = pr[f].flip(-1)
         pf = p[f][:, FLIP]
         pf[..., 0] = x.shape[-1] - 1 - pf[..., 0]
         p[f] = pf
-    return im, heatmaps(p, x.shape[-1])
+    return (im, heatmaps(p, x.shape[-1])) + ((pr,) if pr is not None else ())
+
+
+# ----------------------------------------------------------------------------------- prototypes
+
+
+def interior_features(x: torch.Tensor, hard: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """uint8 N,3,S,S crops -> N,D: the interior at 32 px, each face standardised (mean 0, std 1), so
+    faces group by their structure rather than by skin tone or light."""
+    m = F.interpolate(hard.float().reshape(1, 1, *hard.shape[-2:]), size=(32, 32), mode="area")[0, 0] > 0.5
+    out = []
+    for i in range(0, len(x), chunk):
+        f = F.interpolate(x[i:i + chunk].float() / 255, size=(32, 32), mode="area")[:, :, m].flatten(1)
+        out.append((f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-3))
+    return torch.cat(out)
+
+
+def small(x: torch.Tensor, side: int) -> torch.Tensor:
+    return F.interpolate(x.float(), size=(side, side), mode="area")
+
+
+def neighbour_prototypes(fq: torch.Tensor, fdb: torch.Tensor, xdb_small: torch.Tensor, k: int,
+                         exclude_self: bool, chunk: int = 1024) -> torch.Tensor:
+    """For each query face, the average of its k nearest database faces (itself excluded when the
+    query set is the database): the training condition, a prototype that resembles the face without
+    being it. uint8 N,3,p,p."""
+    out = []
+    for i in range(0, len(fq), chunk):
+        d = torch.cdist(fq[i:i + chunk], fdb)
+        if exclude_self:
+            d[torch.arange(d.shape[0]), torch.arange(i, i + d.shape[0])] = float("inf")
+        nn_idx = d.topk(k, dim=1, largest=False).indices
+        out.append(xdb_small[nn_idx].mean(1).round().clamp(0, 255).byte())
+    return torch.cat(out)
+
+
+def build_bank(feats: torch.Tensor, x_small: torch.Tensor, n: int, k: int, seed: int = 0,
+               iters: int = 20) -> torch.Tensor:
+    """k-means (n clusters) of the training faces; each cluster with at least k members becomes one
+    prototype, the average of its members. uint8 M,3,p,p (M <= n)."""
+    g = torch.Generator().manual_seed(seed)
+    cent = feats[torch.randperm(len(feats), generator=g)[:n]].clone()
+    for _ in range(iters):
+        a = torch.cat([torch.cdist(feats[i:i + 2048], cent).argmin(1) for i in range(0, len(feats), 2048)])
+        sums = torch.zeros_like(cent).index_add_(0, a, feats)
+        cnt = torch.bincount(a, minlength=n)
+        cent = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None].float(), cent)
+    keep = [c for c in range(n) if cnt[c] >= k]
+    return torch.stack([x_small[a == c].mean(0) for c in keep]).round().clamp(0, 255).byte()
 
 
 # ---------------------------------------------------------------------------------------- trainer
@@ -183,8 +243,22 @@ class DeidTrainer:
         if data is None:
             data = (load_aligned(cfg, "train", log), load_aligned(cfg, "val", log))
         (self.x, self.pts), (self.vx, self.vpts) = data
-        self.G = DeidGenerator(cfg.arch()).to(self.device)
+        arch, bank, self.cond, self.vcond = cfg.arch(), None, None, None
+        if cfg.proto:
+            t0 = time.time()
+            hard = DeidGenerator(arch).hard
+            f, vf = interior_features(self.x, hard), interior_features(self.vx, hard)
+            xs = small(self.x, cfg.proto_size)
+            bank = build_bank(f, xs, cfg.proto, cfg.proto_k, cfg.seed)
+            self.cond = neighbour_prototypes(f, f, xs, cfg.proto_k, exclude_self=True)
+            self.vcond = neighbour_prototypes(vf, f, xs, cfg.proto_k, exclude_self=False)
+            arch = dataclasses.replace(arch, n_proto=len(bank))
+            log(f"prototype bank: {len(bank)} of {cfg.proto} clusters have >= {cfg.proto_k} faces; "
+                f"training conditions: the {cfg.proto_k} nearest other faces ({time.time() - t0:.0f} s)")
+        self.G = DeidGenerator(arch).to(self.device)
         init_weights(self.G, "normal", 0.02)
+        if bank is not None:
+            self.G.set_bank(bank.to(self.device))
         for m in self.G.modules():  # FiLM starts as the identity (zero scale/shift); z enters by training
             if m.__class__.__name__ == "FiLM":
                 nn.init.zeros_(m.fc.weight)
@@ -213,14 +287,14 @@ class DeidTrainer:
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
-    def train_step(self, x: torch.Tensor, heat: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, heat: torch.Tensor, proto: torch.Tensor | None = None) -> dict[str, float]:
         c, n = self.cfg, x.shape[0]
         hard = self.G.hard.expand(n, 1, -1, -1)
         z1 = torch.randn(n, c.z_dim, generator=self.gen).to(self.device)
         z2 = torch.randn(n, c.z_dim, generator=self.gen).to(self.device)
         with self.autocast():
-            raw1, comp1 = self.G(x, heat, z1)
-            _, comp2 = self.G(x, heat, z2) if c.w_ms > 0 else (None, comp1)
+            raw1, comp1 = self.G(x, heat, z1, proto)
+            _, comp2 = self.G(x, heat, z2, proto) if c.w_ms > 0 else (None, comp1)
         # D
         set_requires_grad(self.D, True)
         self.opt_d.zero_grad(set_to_none=True)
@@ -285,15 +359,23 @@ class DeidTrainer:
 
     @torch.no_grad()
     def save_samples(self) -> Path:
-        """Rows: original, masked input, fake with z_a, fake with z_b."""
+        """Rows: original, masked input, fake with z_a, fake with z_b. With a prototype bank: original,
+        masked input, the nearest other faces' average and the fake from it, then two bank
+        prototypes (the 1st and 4th candidates by context) and their fakes (z_a, z_b)."""
         self.G.eval()
-        x, h = batch(self.vx, self.vpts, self.sample_idx, None, self.device)
-        with self.autocast():
-            fa = self.G(x, h, self.sample_z[0].to(self.device))[1]
-            fb = self.G(x, h, self.sample_z[1].to(self.device))[1]
-        self.G.train()
+        x, h, *pr = batch(self.vx, self.vpts, self.sample_idx, None, self.device, self.vcond)
+        za, zb = self.sample_z[0].to(self.device), self.sample_z[1].to(self.device)
         path = self.out / "samples" / f"step_{self.step:06d}.png"
-        save_grid([x, x * (1 - self.G.hard), fa.float(), fb.float()], path)
+        with self.autocast():
+            if pr:
+                cand = self.G.candidates(x, 4)
+                pa, pb = self.G.prototypes(cand[:, 0]), self.G.prototypes(cand[:, -1])
+                rows = [x, x * (1 - self.G.hard), pr[0], self.G(x, h, za, pr[0])[1], pa, self.G(x, h, za, pa)[1],
+                        pb, self.G(x, h, zb, pb)[1]]
+            else:
+                rows = [x, x * (1 - self.G.hard), self.G(x, h, za)[1], self.G(x, h, zb)[1]]
+        self.G.train()
+        save_grid([r.float() for r in rows], path)
         return path
 
     @torch.no_grad()
@@ -307,11 +389,12 @@ class DeidTrainer:
         inside, outside = self.G.hard, 1 - self.G.soft
         for i in range(0, n, 16):
             idx = torch.arange(i, min(i + 16, n))
-            x, h = batch(self.vx, self.vpts, idx, None, self.device)
+            x, h, *pr = batch(self.vx, self.vpts, idx, None, self.device, self.vcond)
+            pr = pr[0] if pr else None
             z = torch.randn(2, len(idx), self.cfg.z_dim, generator=gen).to(self.device)
             with self.autocast():
-                raw, a = self.G(x, h, z[0])
-                _, b = self.G(x, h, z[1])
+                raw, a = self.G(x, h, z[0], pr)
+                _, b = self.G(x, h, z[1], pr)
             raw, a, b = raw.float(), a.float(), b.float()
 
             def mean_in(t, m):
@@ -344,8 +427,7 @@ class DeidTrainer:
                     self.log(pace.message(c.steps))
                 idx = torch.randint(0, len(self.x), (c.batch_size,), generator=self.gen)
                 flip = torch.rand(c.batch_size, generator=self.gen) < 0.5
-                x, h = batch(self.x, self.pts, idx, flip, self.device)
-                losses = self.train_step(x, h)
+                losses = self.train_step(*batch(self.x, self.pts, idx, flip, self.device, self.cond))
                 self.step += 1
                 for k, v in losses.items():
                     acc[k] = acc.get(k, 0.0) + v

@@ -12,6 +12,9 @@ Per frame, for every face box:
    (`gan/deid_keys.py`: passcode + video + track -> z, the same in every frame), colour-match the
    painted interior to the original's light, paste back with the generator's feathered interior mask.
    All faces of a frame go through the network as one batch (on the GPU when there is one).
+   A generator with a prototype bank also gets the track's prototype: chosen once, when the track is
+   first seen, among the 16 whose context is nearest to the face's (never its interior), in an order
+   set by z (so by the passcode), skipping prototypes already given to another track of this video.
 4. the pasted pixels are confined to the operation's mask patch (`Operation.patches`, the region
    the vault stores), so `restore` brings every changed pixel back.
 
@@ -21,6 +24,7 @@ frame) is blurred instead: privacy first, a face is never left uncovered.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -67,6 +71,7 @@ class GanFace(Operation):
         self.color_match = color_match
         self.blur = Blur(mask)
         self.tracks: dict[int, _TrackState] = {}
+        self.protos: dict[int, int] = {}  # track id -> prototype (kept for the whole video)
         self.stats = {"generated": 0, "blurred": 0}
 
     def start_file(self, input_path: str) -> None:
@@ -75,6 +80,7 @@ class GanFace(Operation):
 
         self.codes = TrackCodes(self.key, video_salt(input_path), dim=self.net.arch.z_dim)
         self.tracks.clear()
+        self.protos.clear()
 
     # -- geometry
     def landmarks(self, tb: TrackBox, index: int) -> Optional[np.ndarray]:
@@ -132,7 +138,8 @@ class GanFace(Operation):
             x = torch.from_numpy(np.stack([t[2] for t in todo])).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1
             heat = heatmaps(torch.from_numpy(np.stack([t[3] for t in todo]).astype(np.float32)).to(dev), self.size)
             z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
-            _, comp = self.net(x, heat, z)
+            proto = self._prototypes(x, [t[4] for t in todo], [t[5] for t in todo])
+            _, comp = self.net(x, heat, z, *(() if proto is None else (proto,)))
         fakes = ((comp.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
         for (patch, m, crop, _, _, tid), fake in zip(todo, fakes):
             if self.color_match:
@@ -144,6 +151,29 @@ class GanFace(Operation):
             out[sl] = np.where(keep[..., None], pasted[sl], out[sl])
             self.stats["generated"] += 1
         return out
+
+    CANDIDATES = 16
+
+    def _prototypes(self, x, codes: list[np.ndarray], track_ids: list[int]):
+        """Prototype faces (N,3,S,S) for the batch, or None when the generator has no bank."""
+        if not getattr(self.net.arch, "n_proto", 0):
+            return None
+        import torch
+
+        new = [i for i, t in enumerate(track_ids) if t < 0 or t not in self.protos]
+        chosen = {}
+        if new:
+            cand = self.net.candidates(x[new], self.CANDIDATES).cpu().numpy()
+            for row, c in zip(new, cand):
+                seed = int.from_bytes(hashlib.sha256(codes[row].tobytes()).digest()[:8], "big")
+                order = c[np.random.default_rng(seed).permutation(len(c))]  # the passcode decides the order
+                used = set(self.protos.values())
+                pick = next((int(p) for p in order if p not in used), int(order[0]))
+                if track_ids[row] >= 0:
+                    self.protos[track_ids[row]] = pick
+                chosen[row] = pick
+        idx = [chosen[i] if i in chosen else self.protos[t] for i, t in enumerate(track_ids)]
+        return self.net.prototypes(torch.tensor(idx)).to(x.device, x.dtype)
 
     def _smooth_crop(self, track_id: int, index: int, fake: np.ndarray) -> np.ndarray:
         """Blend in the track's previous generated crop (same canonical frame: the alignment is
