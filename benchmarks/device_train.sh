@@ -49,8 +49,8 @@ KILL="timeout -s KILL $((BUDGET + 150))"
 pids=()
 for job in $JOBS; do
   case $job in
-    deidA) args="$DEID" ;;
-    deidB) args="$DEID --w-ms 5 --w-in 0.3 --perc style" ;;  # less pull towards the original's face
+    deidA) args="$DEID --proto 1024 --w-in 3 --w-ms 0.3" ;;  # identity from a prototype bank (session 5)
+    deidB) args="$DEID" ;;  # z alone decides the identity (the session-4 recipe)
     deepfake) args="" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac

@@ -83,7 +83,9 @@ if [ "$PROFILE" = gpu ]; then
   # ngf 32 / n-res 4: 8.6 M params, 17 MB in float16 (ngf 64 would be 33.5 M, over the 25 MB limit).
   # On a lent GPU, benchmarks/device_train.sh runs this with a time budget (8 steps/s on an H200
   # shared with two other jobs, session 4).
-  DEID="--size 128 --ngf 32 --n-res 4 --ndf 64 --batch-size 64 --steps 6000 --lr 2e-4 --sample-every 500 --ckpt-every 500"
+  # --proto 1024: ~550 prototypes of 64 px kept, +6.8 MB in the file (~24 MB in all).
+  DEID="--size 128 --ngf 32 --n-res 4 --ndf 64 --batch-size 64 --steps 6000 --lr 2e-4 --sample-every 500 --ckpt-every 500
+        --proto 1024 --w-in 3 --w-ms 0.3"
   DEID_EXPORT="--export models/deid"
 else
   DEID="--size 64 --limit 1500 --ngf 16 --n-down 3 --ndf 32 --batch-size 8 --steps 400 --sample-every 50 --ckpt-every 50"

@@ -472,10 +472,18 @@ class DeidTrainer:
             f"in {c.w_in} perc {c.w_perc} ({c.lossnet}, {c.perc_mode}) ms {c.w_ms}; "
             f"{m.get('train_seconds', 0) / 60:.1f} min on {hardware(self.device)}.",
             "- Metrics (held-out): " + ", ".join(f"{k} {v}" for k, v in m.items() if k not in ("train_seconds", "steps")),
+            *([f"- Identity prototypes: {self.G.arch.n_proto} (k-means of the training faces' interiors, "
+               f"{c.proto} clusters, those of at least {c.proto_k} faces kept), each the average of its "
+               f"cluster at {c.proto_size} px, stored in the file. A prototype is nobody in particular "
+               f"(k-Same de-identification); the generator paints it into the context. Training "
+               f"condition: the average of the {c.proto_k} most similar other faces."] if self.G.arch.n_proto else []),
             "- Acceptance numbers (dlib judge): see docs/benchmarks.md (`benchmarks/bench_deid.py`).",
             "- Licence of the weights: derived from the data above, same terms.", "",
             "![samples](samples.jpg)", "",
-            "Rows: held-out original, generator input (interior removed), fake with code A, fake with code B.", "",
+            ("Rows: held-out original, generator input (interior removed), the average of the most similar "
+             "other faces and the fake from it, then two bank prototypes chosen from the context, each "
+             "followed by its fake." if self.G.arch.n_proto else
+             "Rows: held-out original, generator input (interior removed), fake with code A, fake with code B."), "",
         ]
         (d / "README.md").write_text("\n".join(lines))
         self.log(f"exported {d / 'generator.pt'}")
