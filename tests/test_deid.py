@@ -230,6 +230,22 @@ def test_op_codes_stable_per_track_and_follow_the_key(tmp_path):
     assert not np.array_equal(a.apply(im, [other], Frame(3, 3, 0.1, im)), fa[0]), "another track -> another fake"
 
 
+def test_op_output_does_not_depend_on_the_face_interior():
+    """The whole operation, colour matching included, never consults the face's own pixels: paint
+    the middle of the face differently and the output frame is bit-identical."""
+    im = frame_with_faces()
+    lms = ((40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0))
+    box = TrackBox(1, Box(30, 25, 70, 75), 0.99, "detected", lms)
+    outs = []
+    for fill in (None, 0, 255):
+        frame = im.copy()
+        if fill is not None:
+            frame[44:60, 42:58] = fill  # eyes to mouth
+        outs.append(op().apply(frame, [box], Frame(0, 0, 0.0, frame)))
+    assert not np.array_equal(outs[0], im)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
 def test_op_landmarks_carried_and_smoothed():
     o = op(smooth=0.5)
     lm = np.array([(40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0)])

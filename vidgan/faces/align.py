@@ -144,15 +144,21 @@ def crop_mask(size: int, feather: float = 0.12, shape: str = "ellipse", inset: f
     return np.clip((1.0 - r) / f, 0.0, 1.0).astype(np.float32)
 
 
-def match_color(crop: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+def match_color(crop: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarray] = None,
+                source: Optional[np.ndarray] = None) -> np.ndarray:
     """Reinhard colour transfer: give `crop` the per-channel mean and spread (in Lab) of `reference`
-    over `mask`. Hides a colour cast of a generated face against the original skin and light."""
+    over `mask`. Hides a colour cast of a generated face against the original skin and light.
+
+    `source`: measure the cast on this image instead of `crop` (same size), then apply it to `crop`:
+    e.g. the generator's raw output around the face against the original there, so the face's own
+    pixels are never consulted."""
     a = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    s = a if source is None else cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
     b = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB).astype(np.float32)
     w = np.ones(a.shape[:2], np.float32) if mask is None else mask.astype(np.float32)
     w = w[..., None] / max(float(w.sum()), 1e-6)
-    mu_a, mu_b = (a * w).sum((0, 1)), (b * w).sum((0, 1))
-    sd_a = np.sqrt((((a - mu_a) ** 2) * w).sum((0, 1))) + 1e-3
+    mu_a, mu_b = (s * w).sum((0, 1)), (b * w).sum((0, 1))
+    sd_a = np.sqrt((((s - mu_a) ** 2) * w).sum((0, 1))) + 1e-3
     sd_b = np.sqrt((((b - mu_b) ** 2) * w).sum((0, 1))) + 1e-3
     out = (a - mu_a) * (sd_b / sd_a) + mu_b
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)

@@ -66,6 +66,15 @@ def interior_masks(size: int, margin: float, center: tuple[float, float] = INTER
     return hard, soft
 
 
+def context_ring(size: int, margin: float, center: tuple[float, float] = INTERIOR_CENTER,
+                 axes: tuple[float, float] = INTERIOR_AXES, scale: float = 1.25) -> np.ndarray:
+    """float32 mask of the context just around the interior (the ellipse grown `scale` times, minus
+    the interior): skin, hairline, jaw and light next to the face — what prototypes are chosen by and
+    colours are matched on, never the interior itself."""
+    hard = interior_masks(size, margin, center, axes)[0]
+    return interior_masks(size, margin, center, tuple(scale * a for a in axes))[0] * (1 - hard)
+
+
 def heatmaps(points: torch.Tensor, size: int, sigma: float | None = None) -> torch.Tensor:
     """N,5,2 landmark positions (crop pixels) -> N,5,size,size Gaussian heatmaps in [0, 1]."""
     sigma = sigma or size / 32.0
@@ -140,8 +149,7 @@ class DeidGenerator(nn.Module):
         hard, soft = interior_masks(arch.size, arch.margin, tuple(arch.interior_center), tuple(arch.interior_axes))
         self.register_buffer("hard", torch.from_numpy(hard)[None, None], persistent=False)
         self.register_buffer("soft", torch.from_numpy(soft)[None, None], persistent=False)
-        ring = interior_masks(arch.size, arch.margin, tuple(arch.interior_center),
-                              tuple(1.25 * a for a in arch.interior_axes))[0] * (1 - hard)
+        ring = context_ring(arch.size, arch.margin, tuple(arch.interior_center), tuple(arch.interior_axes))
         self.register_buffer("ring", torch.from_numpy(ring)[None, None], persistent=False)
         if arch.n_proto:
             self.register_buffer("bank", torch.zeros(arch.n_proto, 3, arch.proto_size, arch.proto_size,

@@ -9,8 +9,11 @@ Per frame, for every face box:
    the alignment (a similarity: rotation, scale, shift) follows the smoothed box but not the
    landmark jitter, and the fake face does not swim.
 3. align onto the generator's canonical crop, generate with the track's identity code z
-   (`gan/deid_keys.py`: passcode + video + track -> z, the same in every frame), colour-match the
-   painted interior to the original's light, paste back with the generator's feathered interior mask.
+   (`gan/deid_keys.py`: passcode + video + track -> z, the same in every frame), colour-match it to
+   the original's light (the cast is measured on the ring of context around the interior: generator
+   output against original there, so no statistic of the face's own pixels reaches the output either;
+   tests/test_deid.py repaints the face and gets a bit-identical frame), paste back with the
+   generator's feathered interior mask.
    All faces of a frame go through the network as one batch (on the GPU when there is one).
    A generator with a prototype bank also gets the track's prototype: chosen once, when the track is
    first seen, among the 16 whose context is nearest to the face's (never its interior), in an order
@@ -55,7 +58,7 @@ class GanFace(Operation):
                  device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
                  generator=None):
         super().__init__(mask)
-        from ..gan.deid import load_deid
+        from ..gan.deid import context_ring, load_deid
         from ..gan.deid_keys import TrackCodes, random_key
 
         if generator is None and not isinstance(model, (str, bytes, os.PathLike)):
@@ -64,6 +67,8 @@ class GanFace(Operation):
         self.net.eval()
         self.size, self.margin = self.net.arch.size, self.net.arch.margin
         self.hard, self.soft = self.net.hard[0, 0].cpu().numpy(), self.net.soft[0, 0].cpu().numpy()
+        a = self.net.arch  # colours are compared on the context around the interior, never inside
+        self.ring = context_ring(self.size, self.margin, tuple(a.interior_center), tuple(a.interior_axes))
         self.key = key if key is not None else random_key()
         self.codes = TrackCodes(self.key, b"", dim=self.net.arch.z_dim)
         self.smooth = smooth
@@ -139,11 +144,12 @@ class GanFace(Operation):
             heat = heatmaps(torch.from_numpy(np.stack([t[3] for t in todo]).astype(np.float32)).to(dev), self.size)
             z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
             proto = self._prototypes(x, [t[4] for t in todo], [t[5] for t in todo])
-            _, comp = self.net(x, heat, z, *(() if proto is None else (proto,)))
-        fakes = ((comp.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
-        for (patch, m, crop, _, _, tid), fake in zip(todo, fakes):
-            if self.color_match:
-                fake = match_color(fake, crop, self.hard)
+            raw, comp = self.net(x, heat, z, *(() if proto is None else (proto,)))
+        fakes, raws = (((t.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+                       for t in (comp, raw))
+        for (patch, m, crop, _, _, tid), fake, r in zip(todo, fakes, raws):
+            if self.color_match:  # the cast measured around the face (raw output vs original), never inside
+                fake = match_color(fake, crop, self.ring, source=r)
             fake = self._smooth_crop(tid, index, fake)
             pasted = paste_back(out, fake, m, mask=self.soft)
             sl = patch.slices
