@@ -42,6 +42,7 @@ import time
 import warnings
 
 import av
+import cv2
 import numpy as np
 import torch
 
@@ -207,6 +208,12 @@ def bench_clip(name: str, args, judge: Judge) -> dict:
     }
     if args.keep:
         res["outputs"] = outs
+    if args.grid and tracks:  # the middle sampled frame of the longest track: original, A, B, blur
+        t, r, _ = max(tracks, key=len)[len(max(tracks, key=len)) // 2]
+        c, half = r.center(), int(0.9 * max(r.width(), r.height()))
+        x0, y0 = max(0, c.x - half), max(0, c.y - half)
+        tiles = [im[t][y0:y0 + 2 * half, x0:x0 + 2 * half] for im in (orig, ga, gb, bl)]
+        res["grid_row"] = [cv2.resize(tile, (192, 192), interpolation=cv2.INTER_AREA) for tile in tiles]
     return res
 
 
@@ -220,6 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--keep", action="store_true", help="keep the outputs (paths in the JSON)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--grid", help="write a before/after JPEG here: per clip one face, original | passcode A | "
+                                   "passcode B | blur")
     ap.add_argument("--donors", type=int, default=0,
                     help="ceiling of the mask: paint N real UTKFace adults instead of a model (see above)")
     ap.add_argument("--interior", help="CX,CY,AX,AY: the interior mask for --donors (default: gan.deid's)")
@@ -241,6 +250,10 @@ def main(argv=None) -> int:
                           f"{we['original']:.2f}", f"{we['gan']:.2f}",
                           "-" if r["flicker_ratio"] is None else f"{r['flicker_ratio']:.2f}",
                           f"{r['fps']['gan']:.1f}", f"{r['fps']['blur']:.1f}"]))
+    rows = [r.pop("grid_row") for r in results if "grid_row" in r]
+    if args.grid and rows:
+        cv2.imwrite(args.grid, np.concatenate([np.concatenate(row, 1) for row in rows], 0)[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 88])
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
