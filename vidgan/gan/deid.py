@@ -1,13 +1,15 @@
 """GAN de-identification: a generator that paints a *different* face into an aligned face crop.
 
 The face is aligned by its 5 MTCNN landmarks (`faces/align.py`) onto a canonical square crop. In that
-frame a fixed ellipse — brows, eyes, nose, cheeks, mouth: what identifies a person — is the
-*interior*. The generator sees only
+frame a fixed ellipse — forehead, brows, eyes, nose, cheeks, mouth, chin: what identifies a person —
+is the *interior*. The generator sees only
 
     the crop with the interior set to 0   (pose context: hair, jaw, ears, light, background)
     the interior mask                     (where to paint)
     5 landmark heatmaps                   (where the eyes, nose and mouth corners are: pose, expression)
     a latent identity code z (64-d)       (who the fake person is; FiLM at every decoder level)
+    optionally a prototype's interior     (a bank entry: the average of >= 6 similar training faces,
+                                           chosen from the context and the passcode; see DeidGenerator)
 
 and its output is composited: `soft * G + (1 - soft) * crop`, where `soft` is 1 on the whole
 interior and fades to 0 just outside it. Because the masked input is exactly 0 inside and
@@ -42,7 +44,8 @@ N_LANDMARKS = 5
 # Sized by its ceiling (`benchmarks/bench_deid.py --donors`: a real, different person pasted inside,
 # the best any generator can do): with the earlier (0.50, 0.44) / (0.42, 0.47), dlib still matched
 # expressive_woman.mp4 to herself on 6 of 10 faces — her forehead, brows' surroundings and face outline
-# were enough; (0.47) / (0.48, 0.52) left 2 of 10; this one 0 (docs/benchmarks.md).
+# were enough; (0.47) / (0.48, 0.52) left 2 of 10; this one 0. Thin evidence (one donor per clip;
+# held-out stills showed no difference), so the choice leans to covering more (docs/benchmarks.md).
 INTERIOR_CENTER = (0.50, 0.46)
 INTERIOR_AXES = (0.48, 0.54)
 INTERIOR_FEATHER = 0.08  # soft band *outside* the ellipse, fraction of its axes

@@ -18,6 +18,11 @@ One step (batch of real crops x, landmark heatmaps h, two codes z1, z2):
              original's layout, since matching its features pulls the fake towards that identity)
        ms    mode seeking: 1 / (mean |comp1 - comp2| on the interior / mean |z1 - z2| + 0.05)
 
+With `proto` > 0 the generator also gets a prototype face (`deid.DeidGenerator`): the bank is built
+here (k-means of the training faces' standardised interiors, clusters of >= `proto_k` faces averaged),
+and each training face is conditioned on the average of its `proto_k` most similar *other* faces, so
+the network learns to paint a given look-alike structure into a context, not to copy the face.
+
 Checkpoint/resume as in `train.py`: `ckpt.pt` holds networks, optimisers, the data generator's and
 torch's RNG state and the step, so `--resume` continues the same run; `log.csv`, `samples/`,
 `metrics.json`; `--export DIR` writes DIR/generator.pt + a model card.
@@ -225,6 +230,8 @@ def build_bank(feats: torch.Tensor, x_small: torch.Tensor, n: int, k: int, seed:
         cnt = torch.bincount(a, minlength=n)
         cent = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None].float(), cent)
     keep = [c for c in range(n) if cnt[c] >= k]
+    if not keep:
+        raise ValueError(f"no cluster of {k} or more faces among {len(feats)} (lower --proto or --proto-k)")
     return torch.stack([x_small[a == c].mean(0) for c in keep]).round().clamp(0, 255).byte()
 
 
