@@ -209,7 +209,8 @@ def bench_clip(name: str, args, judge: Judge) -> dict:
     if args.keep:
         res["outputs"] = outs
     if args.grid and tracks:  # the middle sampled frame of the longest track: original, A, B, blur
-        t, r, _ = max(tracks, key=len)[len(max(tracks, key=len)) // 2]
+        longest = max(tracks, key=len)
+        t, r, _ = longest[len(longest) // 2]
         c, half = r.center(), int(0.9 * max(r.width(), r.height()))
         x0, y0 = max(0, c.x - half), max(0, c.y - half)
         tiles = [im[t][y0:y0 + 2 * half, x0:x0 + 2 * half] for im in (orig, ga, gb, bl)]

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from ..faces.align import TEMPLATE, align_matrix, transform_points, warp_crop
 from .data import is_val, list_images, read_rgb
-from .deid import DeidArch, DeidGenerator, heatmaps, save_deid
+from .deid import DeidArch, DeidGenerator, heatmaps, interior_masks, save_deid
 from .losses import GANLoss, PerceptualLoss
 from .nets import build_discriminator, count_params, init_weights
 from .train import Pace, after_log, finish, hardware, save_grid, set_requires_grad
@@ -199,10 +199,6 @@ def interior_features(x: torch.Tensor, hard: torch.Tensor, chunk: int = 512) -> 
     return torch.cat(out)
 
 
-def small(x: torch.Tensor, side: int) -> torch.Tensor:
-    return F.interpolate(x.float(), size=(side, side), mode="area")
-
-
 def neighbour_prototypes(fq: torch.Tensor, fdb: torch.Tensor, xdb_small: torch.Tensor, k: int,
                          exclude_self: bool, chunk: int = 1024) -> torch.Tensor:
     """For each query face, the average of its k nearest database faces (itself excluded when the
@@ -253,9 +249,9 @@ class DeidTrainer:
         arch, bank, self.cond, self.vcond = cfg.arch(), None, None, None
         if cfg.proto:
             t0 = time.time()
-            hard = DeidGenerator(arch).hard
+            hard = torch.from_numpy(interior_masks(arch.size, arch.margin, arch.interior_center, arch.interior_axes)[0])
             f, vf = interior_features(self.x, hard), interior_features(self.vx, hard)
-            xs = small(self.x, cfg.proto_size)
+            xs = F.interpolate(self.x.float(), size=(cfg.proto_size, cfg.proto_size), mode="area")
             bank = build_bank(f, xs, cfg.proto, cfg.proto_k, cfg.seed)
             self.cond = neighbour_prototypes(f, f, xs, cfg.proto_k, exclude_self=True)
             self.vcond = neighbour_prototypes(vf, f, xs, cfg.proto_k, exclude_self=False)
