@@ -157,6 +157,7 @@ class DeidGenerator(nn.Module):
         if arch.n_proto:
             self.register_buffer("bank", torch.zeros(arch.n_proto, 3, arch.proto_size, arch.proto_size,
                                                      dtype=torch.uint8))
+        self._bank_feats: torch.Tensor | None = None  # context features of the bank (derived, ~0.2 s on a CPU)
         ch = [min(arch.ngf * 2 ** i, arch.ngf * 8) for i in range(arch.n_down + 1)]
         in_ch = 3 + 1 + N_LANDMARKS + (3 if arch.n_proto else 0)
         self.inp = nn.Sequential(nn.Conv2d(in_ch, ch[0], 5, 1, 2), nn.LeakyReLU(0.2, True))
@@ -177,6 +178,11 @@ class DeidGenerator(nn.Module):
     def set_bank(self, bank: torch.Tensor) -> None:
         """Store the prototypes (n_proto,3,p,p uint8, RGB)."""
         self.bank.copy_(bank)
+        self._bank_feats = None
+
+    def _load_from_state_dict(self, *args, **kwargs):  # every load path replaces the bank: drop the cache
+        self._bank_feats = None
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def prototypes(self, idx: torch.Tensor) -> torch.Tensor:
         """Bank entries `idx` as N,3,S,S in [-1, 1]."""
@@ -184,10 +190,10 @@ class DeidGenerator(nn.Module):
         return F.interpolate(p, size=(self.arch.size, self.arch.size), mode="bilinear", align_corners=False)
 
     def candidates(self, x: torch.Tensor, m: int = 16) -> torch.Tensor:
-        """N,m bank indices whose context is nearest to each crop's (nearest first). Called once per
-        new track, so the bank's features are computed on the spot (a few ms) rather than cached."""
-        bank = self.context_features(self.prototypes(torch.arange(self.arch.n_proto)))
-        d = torch.cdist(self.context_features(x), bank.to(x.device))
+        """N,m bank indices whose context is nearest to each crop's (nearest first)."""
+        if self._bank_feats is None or self._bank_feats.device != x.device:
+            self._bank_feats = self.context_features(self.prototypes(torch.arange(self.arch.n_proto))).to(x.device)
+        d = torch.cdist(self.context_features(x), self._bank_feats)
         return d.topk(min(m, self.arch.n_proto), dim=1, largest=False).indices
 
     def forward(self, x: torch.Tensor, heat: torch.Tensor, z: torch.Tensor,
