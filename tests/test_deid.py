@@ -459,3 +459,10 @@ def test_op_prototype_per_track_stable_distinct_and_keyed(tmp_path):
     assert again == p, "same key, same video -> same prototypes"
     others = [run(bytes([i]) * 32, [[a]])[1] for i in range(6)]
     assert len(set(others)) > 1, "the key decides which of the candidates a track gets"
+
+
+def test_cli_rejects_negative_budget_and_bank_size(tmp_path, capsys):
+    for flag, value in (("--time-budget", "-1"), ("--proto", "-3")):
+        code = main(["train", "deid", "--data", str(tmp_path), "--out", str(tmp_path / "run"), flag, value])
+        assert code == 2 and f"argument {flag}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

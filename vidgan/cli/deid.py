@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import _fraction, _positive_int
+from . import _fraction, _int_at_least, _positive_int
 
 EPILOG = __doc__.split("\n\n", 1)[1]
 
@@ -51,7 +51,7 @@ def register_train(tsub) -> None:
                         "no pull towards the original's facial layout)")
     p.add_argument("--w-ms", type=float, default=1.0)
     p.add_argument("--lossnet", default="face-attr", help="face-attr (models/face-attr), a lossnet.pt, or none")
-    p.add_argument("--proto", type=int, default=0, metavar="N",
+    p.add_argument("--proto", type=_int_at_least(0), default=0, metavar="N",
                    help="identity prototype bank: N k-means clusters of the training faces, each kept when it "
                         "averages at least --proto-k faces; the fake gets its identity from one (0: none, z only)")
     p.add_argument("--proto-k", type=_positive_int, default=6, metavar="K",
