@@ -9,6 +9,9 @@ Rows (frames per second over the same clip, each the best of --repeat runs):
   blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
   gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
 plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
+With --also CLIP... --keep DIR, both modes then run once over those clips too (fps per clip) and
+their outputs are kept in DIR, so the leak judge (dlib_judge.py SRC --output cpu=A --output gpu=B) can compare
+them here with the CPU's outputs. A row that fails prints its error and the others still run.
 
 The device machine has no network and no ../shared: pack what it needs first (here):
     mkdir -p packed/gpu && cp ../shared/data/videos/hall_1080p.mp4 packed/gpu/
@@ -27,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
@@ -76,6 +80,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-frames", type=int, default=0, help="limit the frames used (0: all)")
     ap.add_argument("--gan-model", default="deid", help="model for the GAN row (name in models/ or a path)")
+    ap.add_argument("--cpu-frames", type=int, default=32, help="frames for the CPU detector row (it is slow)")
+    ap.add_argument("--also", nargs="*", default=[], metavar="CLIP", help="more clips, one end-to-end run each")
+    ap.add_argument("--keep", metavar="DIR", help="keep the outputs of --also here (NAME.MODE.EXT)")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     if not os.path.isfile(args.clip):
@@ -93,11 +100,20 @@ def main() -> int:
                      "fps": fps and round(fps, 1), "note": note})
         print(f"  {name:22s} {'-' if fps is None else f'{fps:8.1f} fps'}  {note}", flush=True)
 
+    def guarded(name: str, fn) -> None:
+        """Run one row; a failure is reported as that row's note instead of ending the run."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - one broken row must not lose the others
+            traceback.print_exc()
+            rows.append({"stage": name, "fps": None, "note": f"failed: {type(exc).__name__}: {exc}"})
+            print(f"  {name}: FAILED ({exc})", flush=True)
+
     print(f"clip {args.clip}: {n} frames; torch {torch.__version__}, cuda {cuda}"
           + (f" ({torch.cuda.get_device_name(0)})" if cuda else ""), flush=True)
-    row("decode", best(lambda: decode(args.clip), args.repeat))
-    row("transcode", best(lambda: transcode(args.clip, os.path.join(tmp, "t.mp4")), args.repeat),
-        note="libx264 " + EncodeOptions().preset)
+    guarded("decode", lambda: row("decode", best(lambda: decode(args.clip), args.repeat)))
+    guarded("transcode", lambda: row("transcode", best(lambda: transcode(args.clip, os.path.join(tmp, "t.mp4")),
+                                                       args.repeat), note="libx264 " + EncodeOptions().preset))
 
     frames = []
     with VideoReader(args.clip) as r:
@@ -105,13 +121,18 @@ def main() -> int:
             frames.append(f.image)
             if args.max_frames and len(frames) >= args.max_frames:
                 break
-    for device in (["cuda"] if cuda else []) + ["cpu"]:
+
+    def detector_row(device: str) -> None:
         det = FaceDetector(DetectorOptions(device=device, batch_size=args.batch_size))
-        det.detect(frames[: args.batch_size])  # warm-up (kernels, allocator)
+        use = frames if device == "cuda" else frames[: args.cpu_frames]
+        det.detect(use[: args.batch_size])  # warm-up (kernels, allocator)
         if cuda:
             torch.cuda.synchronize()
-        row(f"detector ({device})", best(lambda d=det: d.detect(frames), args.repeat), frames=len(frames),
+        row(f"detector ({device})", best(lambda: det.detect(use), args.repeat), frames=len(use),
             note=f"batch {args.batch_size}")
+
+    for device in (["cuda"] if cuda else []) + ["cpu"]:
+        guarded(f"detector ({device})", lambda d=device: detector_row(d))
 
     modes = [("blur", {})]
     try:
@@ -122,20 +143,33 @@ def main() -> int:
     except Exception as exc:  # no trained de-identification model yet
         rows.append({"stage": "gan end to end", "fps": None, "note": f"skipped: {exc}"})
         print(f"  gan end to end: skipped ({exc})")
+    dev = "cuda" if cuda else "cpu"
+    pipes = {}
     for mode, extra in modes:
-        dev = "cuda" if cuda else "cpu"
-        try:
+        def end_to_end(mode=mode, extra=extra) -> None:
             opts = AnonymizeOptions(mode=mode, detector=DetectorOptions(device=dev, batch_size=args.batch_size),
                                     **extra)
-        except TypeError as exc:
-            print(f"  {mode} end to end: skipped ({exc})")
-            continue
-        pipe = Pipeline(opts)
-        out = os.path.join(tmp, f"{mode}.mp4")
-        pipe.anonymize(args.clip, out)  # warm-up: loads the models
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        row(f"{mode} end to end ({dev})", best(lambda p=pipe, o=out: p.anonymize(args.clip, o), args.repeat))
+            pipe = pipes[mode] = Pipeline(opts)
+            out = os.path.join(tmp, f"{mode}.mp4")
+            pipe.anonymize(args.clip, out)  # warm-up: loads the models
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            row(f"{mode} end to end ({dev})", best(lambda: pipe.anonymize(args.clip, out), args.repeat))
+        guarded(f"{mode} end to end ({dev})", end_to_end)
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+    for clip in args.also:
+        name = os.path.splitext(os.path.basename(clip))[0]
+        for mode, pipe in pipes.items():
+            out = os.path.join(args.keep or tmp, f"{name}.{mode}{os.path.splitext(clip)[1]}")
+
+            def one(clip=clip, pipe=pipe, out=out, mode=mode, name=name) -> None:
+                t = time.perf_counter()
+                res = pipe.anonymize(clip, out)
+                secs = time.perf_counter() - t
+                frames_done = getattr(res, "frames", None) or decode(clip)
+                row(f"{mode} {name} ({dev})", secs, frames=frames_done, note="one run, with its start-up")
+            guarded(f"{mode} {name} ({dev})", one)
     if cuda:
         rows.append({"stage": "peak GPU memory", "MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1)})
         print(f"  peak GPU memory        {rows[-1]['MiB']} MiB")
