@@ -233,10 +233,16 @@ def main(argv=None) -> int:
     ap.add_argument("--donors", type=int, default=0,
                     help="ceiling of the mask: paint N real UTKFace adults instead of a model (see above)")
     ap.add_argument("--interior", help="CX,CY,AX,AY: the interior mask for --donors (default: gan.deid's)")
+    ap.add_argument("--candidates", type=int, default=0,
+                    help="prototypes a track's pick is made among, nearest context first (default: GanFace's)")
     args = ap.parse_args(argv)
     if args.donors:
         interior = tuple(float(v) for v in args.interior.split(",")) if args.interior else None
         args.gan_model = DonorGenerator(args.donors, interior)
+    if args.candidates:
+        from vidgan.ops.gan_face import GanFace
+
+        GanFace.CANDIDATES = args.candidates
     judge = Judge(use_cnn=False)
     results = [bench_clip(c, args, judge) for c in (args.clip or ["expressive_woman.mp4"])]
     hdr = ("clip", "faces", "id leak", "still face", "same<0.6", "diff>=0.6", "WE orig", "WE gan", "flicker x",

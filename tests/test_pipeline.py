@@ -278,3 +278,59 @@ def test_image_input(pipeline, tmp_path):
     report = pipeline.anonymize(src, out)
     assert report.frames == 1
     assert Image.open(out).size == Image.open(src).size
+
+
+class _CountingDetector:
+    """Our own logic under test (the stages around the detector), so a stand-in detector: it finds
+    one fixed face on every frame it is given, and fails on its `fail_on`-th call."""
+
+    def __init__(self, fail_on: int = 0):
+        from vidgan.types import Box, Detection
+
+        self.calls, self.fail_on, self.seen = 0, fail_on, []
+        self.face = Detection(box=Box(10, 10, 40, 40), score=0.99)
+
+    def detect(self, images):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("detector broke")
+        self.seen.extend(im.shape for im in images)
+        return [[self.face] for _ in images]
+
+
+def _vidgan_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("vidgan-") and t.is_alive()]
+
+
+def test_detect_stage_keeps_every_frame(make_clip_in, tmp_path):
+    """Detection runs in its own thread between decode and encode: every frame reaches the output
+    (also the last, partial batch after the decoder has ended), each detected frame is covered."""
+    src = make_clip_in("c.mp4", frames=37, width=64, height=48)
+    out = str(tmp_path / "o.mp4")
+    det = _CountingDetector()
+    opts = AnonymizeOptions(detector=DetectorOptions(batch_size=8), detect_every=1)
+    report = Pipeline(opts, detector=det).anonymize(src, out)
+    assert report.frames == 37 and len(det.seen) == 37 and det.calls == 5  # 4 full batches + 1 of 5
+    assert report.faces == 37 and report.covered_boxes >= 37
+    with av.open(out) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 37
+    assert not _vidgan_threads()
+
+
+def test_detector_error_in_its_thread_reaches_the_caller(make_clip_in, tmp_path):
+    src = make_clip_in("c.mp4", frames=40, width=64, height=48)
+    out = str(tmp_path / "o.mp4")
+    opts = AnonymizeOptions(detector=DetectorOptions(batch_size=8), detect_every=1)
+    with pytest.raises(RuntimeError, match="detector broke"):
+        Pipeline(opts, detector=_CountingDetector(fail_on=3)).anonymize(src, out)
+    assert not os.path.exists(out)
+    assert os.listdir(tmp_path) == ["c.mp4"]  # no temp file left either
+    import time
+
+    for _ in range(50):  # the stage threads wind down within their join timeouts
+        if not _vidgan_threads():
+            break
+        time.sleep(0.1)
+    assert not _vidgan_threads()

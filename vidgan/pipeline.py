@@ -131,8 +131,8 @@ class _Worker(threading.Thread):
 _END = object()
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
+def _put(q: queue.Queue, item, *stops: threading.Event) -> bool:
+    while not any(s.is_set() for s in stops):
         try:
             q.put(item, timeout=0.1)
             return True
@@ -141,23 +141,31 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def _prefetch(frames: Iterator[Frame], stop: threading.Event, size: int = 8):
-    """Decode in a background thread; yield frames in order on the caller's thread."""
+def _prefetch(items: Iterator, stop: threading.Event, size: int = 8, name: str = "vidgan-decode"):
+    """Run the iterator `items` in a background thread, `size` items ahead; yield them in order on
+    the caller's thread. `stop` (set by the caller) ends it early; so does closing this generator."""
     q: queue.Queue = queue.Queue(maxsize=size)
+    done = threading.Event()  # this stage's own end: another stage's end must not stop this one
 
     def produce():
         try:
-            for f in frames:
-                if not _put(q, f, stop):
+            for item in items:
+                if not _put(q, item, stop, done):
                     return
         finally:
-            _put(q, _END, stop)
+            _put(q, _END, stop, done)
 
-    worker = _Worker(produce, "vidgan-decode")
+    worker = _Worker(produce, name)
     worker.start()
     try:
         while True:
-            item = q.get()
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                if worker.is_alive() or not q.empty():
+                    continue
+                # ended without its end marker: an error, or stopped from outside
+                raise worker.error or Cancelled(f"{name} stopped before the end of its input")
             if item is _END:
                 break
             yield item
@@ -165,7 +173,7 @@ def _prefetch(frames: Iterator[Frame], stop: threading.Event, size: int = 8):
         if worker.error is not None:
             raise worker.error
     finally:
-        stop.set()
+        done.set()
         worker.join(timeout=5)
 
 
@@ -232,34 +240,42 @@ class Pipeline:
         stride = opts.detect_stride(rate)
         report.detect_every = stride
         pending: dict[int, Frame] = {}
-        batch: list[Frame] = []
         bs = opts.detector.batch_size
-
-        def run_batch() -> Iterator[tuple[Frame, list[TrackBox]]]:
-            todo = [f for f in batch if opts.in_range(f.time) and f.index % stride == 0]
-            results = dict(zip((f.index for f in todo), self.detector.detect([f.image for f in todo])))
-            for f in batch:
-                dets = results.get(f.index, [])
-                report.faces += len(dets)
-                for idx, boxes in tracker.update(f.index, dets):
-                    fr = pending.pop(idx)
-                    yield fr, (boxes if opts.in_range(fr.time) else [])
-            batch.clear()
-
-        for frame in frames:
+        # Detection runs in its own thread, one batch ahead of the tracker and the operation here
+        # (the detector's networks and the GPU release the GIL), between the decode and encode threads.
+        for frame, dets in _prefetch(self._detections(frames, stride, bs), stop, bs, "vidgan-detect"):
             if stop.is_set():
                 raise Cancelled("cancelled", reader.path)
             pending[frame.index] = frame
-            batch.append(frame)
-            if len(batch) >= bs:
-                yield from run_batch()
-        if batch:
-            yield from run_batch()
+            report.faces += len(dets)
+            for idx, boxes in tracker.update(frame.index, dets):
+                fr = pending.pop(idx)
+                yield fr, (boxes if opts.in_range(fr.time) else [])
         for idx, boxes in tracker.flush():
             fr = pending.pop(idx)
             yield fr, (boxes if opts.in_range(fr.time) else [])
         report.tracks = len(tracker.summaries)
         self.last_track_summaries = list(tracker.summaries.values())
+
+    def _detections(self, frames: Iterator[Frame], stride: int, bs: int) -> Iterator[tuple[Frame, list]]:
+        """Every frame with its detections, in order; frames are batched by `bs` and every
+        `stride`-th one inside the time range is searched (the others get none)."""
+        opts = self.options
+        batch: list[Frame] = []
+
+        def flush() -> list[tuple[Frame, list]]:
+            todo = [f for f in batch if opts.in_range(f.time) and f.index % stride == 0]
+            found = dict(zip((f.index for f in todo), self.detector.detect([f.image for f in todo])))
+            out = [(f, found.get(f.index, [])) for f in batch]
+            batch.clear()
+            return out
+
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) >= bs:
+                yield from flush()
+        if batch:
+            yield from flush()
 
     # -- anonymize ----------------------------------------------------------------------------
     def anonymize(self, input_path: str, output_path: str, progress: Optional[ProgressFn] = None,
