@@ -10,7 +10,7 @@
 #
 #   BUDGET=380 bash benchmarks/device_train.sh          # results: $OUT/results.tar.* (split, 15 MiB)
 #
-# JOBS picks the runs (default "deidA deidC"; also deidB, deepfake). Each trainer fits its step count to BUDGET
+# JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake). Each trainer fits its step count to BUDGET
 # seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
 # the results are always packed before the call's own limit: give the call BUDGET + ~240 s.
 # Runs and unpacked data live in /dev/shm; they stay there while the machine is warm, so a next call
@@ -33,7 +33,7 @@ OUT=${OUT:-/tmp/out}
 # does not (an ignored folder not named in carry is removed there).
 PACKED=${PACKED:-/dev/shm/vidgan-packed}
 R=${RUNS:-/dev/shm/vidgan-runs}
-JOBS=${JOBS:-deidA deidC}
+JOBS=${JOBS:-deidD deidE}
 mkdir -p "$R" "$OUT"
 export PYTHONUNBUFFERED=1
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
@@ -53,7 +53,11 @@ for job in $JOBS; do
     deidB) args="$DEID" ;;  # z alone decides the identity (the session-4 recipe)
     # the bank with less pull towards the unseen original: interior L1 (whose optimum is the blurred
     # average of the faces that fit the context) down, Gram-only perceptual term, more mode seeking
-    deidC) args="$DEID --proto 1024 --w-in 0.5 --perc style --w-ms 1" ;;
+    deidC) args="$DEID --proto 1024 --w-in 0.5 --perc style --w-ms 1" ;;  # session 6: blocky faces
+    # A's losses held to the prototype pasted into the face, not to the original (session 6: A, held to
+    # the original, left 8-10 % of faces recognisable on two clips); E with a weaker pull, more z
+    deidD) args="$DEID --proto 1024 --w-in 3 --w-ms 0.3 --target prototype" ;;
+    deidE) args="$DEID --proto 1024 --w-in 1 --w-ms 1 --target prototype" ;;
     deepfake) args="" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac

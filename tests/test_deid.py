@@ -5,15 +5,18 @@ restore after gan mode returns the originals. Tiny synthetic data only (32 px mo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from vidgan.cli import main
 from vidgan.gan.deid import DeidArch, DeidGenerator, canonical_points, heatmaps, interior_masks, load_deid, save_deid
 from vidgan.gan.deid_keys import TrackCodes, passcode_key, video_salt
 from vidgan.gan.deid_train import DeidConfig, DeidTrainer
+from vidgan.gan.deid_train import batch as deid_batch
 from vidgan.gan.nets import init_weights
 from vidgan.keys import Passcode
 from vidgan.ops import OPERATIONS, GanFace, MaskOptions
@@ -404,7 +407,6 @@ def test_bank_keeps_clusters_of_k_and_averages_them():
 
 
 def bank_generator(n_proto: int = 40, seed: int = 0) -> DeidGenerator:
-    import dataclasses
 
     torch.manual_seed(seed)
     g = init_weights(DeidGenerator(dataclasses.replace(ARCH, n_proto=n_proto, proto_size=16)), "normal", 0.2)
@@ -465,4 +467,24 @@ def test_cli_rejects_negative_budget_and_bank_size(tmp_path, capsys):
     for flag, value in (("--time-budget", "-1"), ("--proto", "-3")):
         code = main(["train", "deid", "--data", str(tmp_path), "--out", str(tmp_path / "run"), flag, value])
         assert code == 2 and f"argument {flag}" in capsys.readouterr().err
+    code = main(["train", "deid", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--target", "prototype"])
+    assert code == 2 and "--target prototype needs a prototype bank" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("target", ["original", "prototype"])
+def test_prototype_target_never_reads_the_original_interior(tmp_path, target):
+    """With `target="prototype"` the interior and perceptual terms compare the fake with the prototype
+    pasted into the face, so the generator's losses are the same whatever the unseen interior holds."""
+    torch.set_num_threads(1)
+    data = (synthetic_faces(24), synthetic_faces(6, seed=1))
+    cfg = dataclasses.replace(tiny_config(tmp_path / target, steps=5), proto=4, proto_k=2, target=target)
+    a = DeidTrainer(cfg, log=lambda m: None, data=data)
+    b = DeidTrainer(cfg, log=lambda m: None, data=data)
+    x, h, pr = deid_batch(a.x, a.pts, torch.arange(4), None, a.device, a.cond)
+    x2 = x.clone()
+    x2[:, :, a.G.hard[0, 0] > 0] = 0.9  # another face inside the mask
+    la, lb = a.train_step(x, h, pr), b.train_step(x2, h, pr)
+    assert la["ctx"] == lb["ctx"]
+    assert (la["in"] == lb["in"]) == (target == "prototype"), (la, lb)
+    assert la["d"] != lb["d"]  # the discriminator does see real faces

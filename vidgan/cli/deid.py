@@ -56,6 +56,9 @@ def register_train(tsub) -> None:
                         "averages at least --proto-k faces; the fake gets its identity from one (0: none, z only)")
     p.add_argument("--proto-k", type=_positive_int, default=6, metavar="K",
                    help="faces averaged per prototype, at least (default 6)")
+    p.add_argument("--target", choices=["original", "prototype"], default="original",
+                   help="what the interior and perceptual terms compare the fake with: the training face, or "
+                        "(with --proto) the face with its prototype pasted into the interior")
     p.add_argument("--cache", default="packed", metavar="DIR", help="where the landmark cache goes (packed/)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -79,13 +82,15 @@ def run_train_deid(args: argparse.Namespace) -> int:
         raise UsageError("--device cuda, but torch sees no CUDA device")
     if args.size < 32 or args.size % (2 ** args.n_down):
         raise UsageError(f"--size must be at least 32 and a multiple of {2 ** args.n_down}")
+    if args.target == "prototype" and not args.proto:
+        raise UsageError("--target prototype needs a prototype bank (--proto N)")
     cfg = DeidConfig(data=args.data, out=args.out, size=args.size, margin=args.margin, limit=args.limit,
                      val_fraction=args.val_fraction, batch_size=args.batch_size, steps=args.steps,
                      time_budget=args.time_budget, lr=args.lr,
                      ngf=args.ngf, n_down=args.n_down, n_res=args.n_res, z_dim=args.z_dim, ndf=args.ndf,
                      n_layers=args.n_layers, w_adv=args.w_adv, w_ctx=args.w_ctx, w_in=args.w_in,
                      w_perc=args.w_perc, perc_mode=args.perc_mode, w_ms=args.w_ms, lossnet=args.lossnet,
-                     proto=args.proto, proto_k=args.proto_k,
+                     proto=args.proto, proto_k=args.proto_k, target=args.target,
                      device=args.device,
                      amp=not args.no_amp, seed=args.seed, log_every=args.log_every,
                      sample_every=args.sample_every, ckpt_every=args.ckpt_every, export=args.export, cache=args.cache,

@@ -22,6 +22,10 @@ With `proto` > 0 the generator also gets a prototype face (`deid.DeidGenerator`)
 here (k-means of the training faces' standardised interiors, clusters of >= `proto_k` faces averaged),
 and each training face is conditioned on the average of its `proto_k` most similar *other* faces, so
 the network learns to paint a given look-alike structure into a context, not to copy the face.
+With `target="prototype"` the `in` and `perc` terms compare against the training face with its
+interior replaced by that prototype (soft mask) instead of the face itself: nothing then rewards
+painting what the context implies about the unseen original (the GPU model of session 6, trained
+against the original, left 8-10 % of faces recognisable on two clips), only the prototype's look.
 
 Checkpoint/resume as in `train.py`: `ckpt.pt` holds networks, optimisers, the data generator's and
 torch's RNG state and the step, so `--resume` continues the same run; `log.csv`, `samples/`,
@@ -86,6 +90,7 @@ class DeidConfig:
     proto: int = 0          # prototype bank: k-means clusters of the training faces (0: no bank, z only)
     proto_k: int = 6        # faces averaged per prototype (at least; smaller clusters are dropped)
     proto_size: int = 64
+    target: str = "original"  # what `in` and `perc` compare the fake with: "original" or "prototype"
     device: str = "auto"
     amp: bool = True
     seed: int = 0
@@ -311,11 +316,13 @@ class DeidTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         outside = 1 - self.G.soft
         inside = self.G.hard
+        # the look the fake is held to: the face itself, or the face with the prototype pasted in
+        tgt = x if c.target == "original" or proto is None else x * outside + proto * self.G.soft
         with self.autocast():
             adv = self.gan(self.D(torch.cat([comp1, hard], 1)), True, for_discriminator=False)
             ctx = ((raw1.float() - x).abs() * outside).sum() / (outside.sum() * 3 * n)
-            inn = ((comp1.float() - x).abs() * inside).sum() / (inside.sum() * 3 * n)
-            perc = self.perc(comp1, x) if self.perc is not None else torch.zeros((), device=self.device)
+            inn = ((comp1.float() - tgt).abs() * inside).sum() / (inside.sum() * 3 * n)
+            perc = self.perc(comp1, tgt) if self.perc is not None else torch.zeros((), device=self.device)
             if c.w_ms > 0:
                 diff = ((comp1.float() - comp2.float()).abs() * inside).flatten(1).sum(1) / (inside.sum() * 3)
                 lz = (diff / (z1 - z2).abs().mean(1)).mean()
