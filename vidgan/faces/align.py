@@ -165,19 +165,23 @@ def match_color(crop: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarr
 
 
 def paste_back(frame: np.ndarray, crop: np.ndarray, m: np.ndarray, mask: Optional[np.ndarray] = None,
-               color_reference: Optional[np.ndarray] = None, out_alpha: Optional[np.ndarray] = None) -> np.ndarray:
+               color_reference: Optional[np.ndarray] = None, out_alpha: Optional[np.ndarray] = None,
+               offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Warp `crop` (aligned by `m`, frame -> crop) back into a copy of `frame` and blend it in with
     `mask` (crop coordinates; default: `crop_mask`). Only the crop's footprint is touched.
 
     `color_reference`: a crop of the original face (same alignment) whose colours the new crop is
     matched to first. `out_alpha`: a frame-sized float32 array that receives max(alpha) of this
-    paste (to know later which pixels a face touched)."""
+    paste (to know later which pixels a face touched). `offset` (x, y): `frame` is a window of the
+    image `m` refers to, starting there (e.g. one face's patch: no copy of the whole frame)."""
     size = crop.shape[0]
     if mask is None:
         mask = crop_mask(size)
     if color_reference is not None:
         crop = match_color(crop, color_reference, mask)
     h, w = frame.shape[:2]
+    if offset != (0, 0):
+        m = _compose(np.asarray(m, np.float64), np.array([[1, 0, offset[0]], [0, 1, offset[1]]], np.float64))
     x0, y0, x1, y1 = _frame_rect(m, size, w, h)
     out = frame.copy()
     if x1 <= x0 or y1 <= y0:

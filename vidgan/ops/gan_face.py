@@ -151,10 +151,10 @@ class GanFace(Operation):
             if self.color_match:  # the cast measured around the face (raw output vs original), never inside
                 fake = match_color(fake, crop, self.ring, source=r)
             fake = self._smooth_crop(tid, index, fake)
-            pasted = paste_back(out, fake, m, mask=self.soft)
-            sl = patch.slices
+            sl = patch.slices  # pasted into this face's patch only: no copy of the whole frame per face
+            pasted = paste_back(out[sl], fake, m, mask=self.soft, offset=(patch.x0, patch.y0))
             keep = patch.alpha > 0  # never touch a pixel the vault does not store
-            out[sl] = np.where(keep[..., None], pasted[sl], out[sl])
+            out[sl] = np.where(keep[..., None], pasted, out[sl])
             self.stats["generated"] += 1
         return out
 
