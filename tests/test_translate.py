@@ -78,6 +78,16 @@ def test_crop_then_paste_back_restores_the_frame_and_touches_only_the_footprint(
     assert np.array_equal(out[alpha == 0], frame[alpha == 0])
 
 
+def test_paste_back_into_a_window_equals_the_same_window_of_a_full_paste():
+    frame = textured(240, 320)
+    m = align_matrix(transform_points(template_points(96), similarity_matrix(20, 0.8, 120, 60)), 96)
+    crop = textured(96, 96, seed=3)
+    full = paste_back(frame, crop, m)
+    for y0, y1, x0, x1 in ((40, 180, 90, 260), (0, 240, 0, 320), (100, 120, 150, 151), (0, 10, 0, 10)):
+        win = paste_back(frame[y0:y1, x0:x1], crop, m, offset=(x0, y0))
+        assert np.array_equal(win, full[y0:y1, x0:x1]), (y0, x0)
+
+
 def test_paste_back_mask_is_feathered():
     mask = crop_mask(128, feather=0.15)
     assert mask[64, 64] == 1.0 and mask[0, 0] == 0.0 and mask[64, 0] < 0.05
