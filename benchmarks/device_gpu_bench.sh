@@ -16,16 +16,22 @@
 # outputs come back (tar, 15 MiB pieces) for the dlib leak judge here:
 #   cat gpu-out/outputs.tar.* | tar xf - -C /tmp/gpu-outputs
 #
-# The GAN row uses GAN (default: the deidA model that benchmarks/device_train.sh left in /dev/shm on
-# this machine while it stayed warm, else models/deid); without one it is skipped.
+# The GAN row uses GAN (default: the deidD, deidE or deidA model that benchmarks/device_train.sh left
+# in /dev/shm on this machine while it stayed warm, else models/deid); without one it is skipped.
+# Session 6 (H200): the whole script took 195 s, after a 463 s device_train.sh call with BUDGET=370.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-GAN=${GAN:-/dev/shm/vidgan-runs/deidA/export/generator.pt}
-[ -f "$GAN" ] || GAN=deid
+if [ -z "${GAN:-}" ]; then  # the first model device_train.sh left here, else models/deid
+  GAN=deid
+  for j in deidD deidE deidA; do
+    if [ -f "/dev/shm/vidgan-runs/$j/export/generator.pt" ]; then GAN=/dev/shm/vidgan-runs/$j/export/generator.pt; break; fi
+  done
+fi
+echo "GAN model: $GAN"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 K=/tmp/gpu-outputs
 python3 benchmarks/bench_gpu.py --clip packed/gpu/hall_1080p.mp4 --gan-model "$GAN" --json "$OUT/gpu.json" \

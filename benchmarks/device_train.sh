@@ -12,7 +12,9 @@
 #
 # JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake). Each trainer fits its step count to BUDGET
 # seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
-# the results are always packed before the call's own limit: give the call BUDGET + ~240 s.
+# the results are always packed before the call's own limit: give the call BUDGET + ~240 s (a call
+# may run 600 s at most). Session 6, H200, two deid jobs: BUDGET=370 took 463 s (unpack 12 s, bank
+# ~30 s, 9.7 steps/s per job), leaving ~330 s of the 15-minute lease for device_gpu_bench.sh (195 s).
 # Runs and unpacked data live in /dev/shm; they stay there while the machine is warm, so a next call
 # can use them.
 # Locally, as a dry run (~3 min, tiny nets): PY=.venv/bin/python DEV=cpu BUDGET=15 WORKERS=1 DEID_BS=2 \
