@@ -168,7 +168,7 @@ def main() -> int:
                 res = pipe.anonymize(clip, out)
                 secs = time.perf_counter() - t
                 frames_done = getattr(res, "frames", None) or decode(clip)
-                row(f"{mode} {name} ({dev})", secs, frames=frames_done, note="one run, with its start-up")
+                row(f"{mode} {name} ({dev})", secs, frames=frames_done, note="one run, models already loaded")
             guarded(f"{mode} {name} ({dev})", one)
     if cuda:
         rows.append({"stage": "peak GPU memory", "MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1)})

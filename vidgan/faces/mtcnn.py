@@ -163,7 +163,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, inds: np.ndarray, threshold: flo
     keep = []
     for a, b in zip(starts[:-1], starts[1:]):
         sel = order[a:b]
-        k = cv2.dnn.NMSBoxes(xywh[sel], scores[sel], 0.0, threshold)  # every caller's scores are > 0.5
+        k = cv2.dnn.NMSBoxes(xywh[sel], scores[sel], 0.0, threshold)  # scores: probabilities past a stage, > 0
         keep.append(sel[np.asarray(k, np.int64).reshape(-1)])
     return np.sort(np.concatenate(keep))
 
