@@ -406,17 +406,18 @@ def test_bank_keeps_clusters_of_k_and_averages_them():
     assert int(cond[0, 0, 0, 0]) in (20, 30, 40, 50)  # from its own group
 
 
-def bank_generator(n_proto: int = 40, seed: int = 0) -> DeidGenerator:
-
+def bank_generator(n_proto: int = 40, seed: int = 0, fit: bool = False) -> DeidGenerator:
     torch.manual_seed(seed)
-    g = init_weights(DeidGenerator(dataclasses.replace(ARCH, n_proto=n_proto, proto_size=16)), "normal", 0.2)
+    arch = dataclasses.replace(ARCH, n_proto=n_proto, proto_size=16, proto_fit=fit)
+    g = init_weights(DeidGenerator(arch), "normal", 0.2)
     gen = torch.Generator().manual_seed(seed)
     g.set_bank((torch.rand(n_proto, 3, 16, 16, generator=gen) * 255).byte())
     return g.eval()
 
 
-def test_bank_generator_needs_a_prototype_and_ignores_masked_pixels(tmp_path):
-    g = bank_generator()
+@pytest.mark.parametrize("fit", [False, True])
+def test_bank_generator_needs_a_prototype_and_ignores_masked_pixels(tmp_path, fit):
+    g = bank_generator(fit=fit)
     x, h, z = inputs()
     p = g.prototypes(g.candidates(x, 4)[:, 0])
     inside = g.hard[0, 0] > 0
@@ -427,7 +428,8 @@ def test_bank_generator_needs_a_prototype_and_ignores_masked_pixels(tmp_path):
         assert torch.equal(g(x2, h, z, p)[1][:, :, inside], comp[:, :, inside])
         assert torch.equal(g.candidates(x2, 4), g.candidates(x, 4)), "the choice never looks inside"
         p2 = p.clone()
-        p2[:, :, ~inside] = -1  # only the prototype's interior is used
+        # only the prototype's interior is used (and, when it is recoloured, its ring's mean colour)
+        p2[:, :, ~inside & ~(g.ring[0, 0] > 0) if fit else ~inside] = -1
         assert torch.equal(g(x, h, z, p2)[1], comp)
         assert not torch.equal(g(x, h, z, g.prototypes(g.candidates(x, 4)[:, 1]))[1], comp)
     try:
@@ -488,3 +490,19 @@ def test_prototype_target_never_reads_the_original_interior(tmp_path, target):
     assert la["ctx"] == lb["ctx"]
     assert (la["in"] == lb["in"]) == (target == "prototype"), (la, lb)
     assert la["d"] != lb["d"]  # the discriminator does see real faces
+
+
+def test_prototypes_take_the_colour_of_the_face_context():
+    g = bank_generator(fit=True)
+    x, _, _ = inputs()
+    p = g.prototypes(g.candidates(x, 4)[:, 0])
+    ring = g.ring[0, 0] > 0
+    fitted = g.fit_prototypes(p, x)
+    # the prototype's ring now has the face's ring colour (up to clipping at the range's ends)
+    assert torch.allclose(fitted[:, :, ring].mean(-1), x[:, :, ring].mean(-1), atol=0.03)
+    assert not torch.allclose(p[:, :, ring].mean(-1), x[:, :, ring].mean(-1), atol=0.03)
+    # only the ring is read: another interior leaves it unchanged; a darker context darkens it
+    x2 = x.clone()
+    x2[:, :, g.hard[0, 0] > 0] = -0.9
+    assert torch.equal(g.fit_prototypes(p, x2), fitted)
+    assert (g.fit_prototypes(p, x * 0.5 - 0.5) < fitted).float().mean() > 0.9

@@ -132,6 +132,7 @@ class DeidArch:
     interior_axes: tuple[float, float] = INTERIOR_AXES
     n_proto: int = 0      # identity prototypes in the bank (0: no bank; z alone decides the fake)
     proto_size: int = 64  # side of a stored prototype (upsampled to `size` when used)
+    proto_fit: bool = False  # recolour the prototype to the face's context first (`fit_prototypes`)
 
 
 class DeidGenerator(nn.Module):
@@ -189,6 +190,17 @@ class DeidGenerator(nn.Module):
         p = self.bank[idx.to(self.bank.device)].float() / 127.5 - 1
         return F.interpolate(p, size=(self.arch.size, self.arch.size), mode="bilinear", align_corners=False)
 
+    def fit_prototypes(self, proto: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Prototypes (N,3,S,S in [-1, 1]) recoloured for the faces `x` they go into: each channel is
+        shifted so that the prototype's own context ring has the mean of x's ring (the skin and light
+        around the face; the ring never includes the interior). A prototype is an average of other
+        people, often of another skin tone or light than the face it replaces; unfitted, the
+        generator either has to recolour it or paints a face that does not match its neck."""
+        r = self.ring.to(torch.float32)
+        n = r.sum().clamp(min=1.0)
+        shift = ((x.float() - proto.float()) * r).sum((2, 3), keepdim=True) / n
+        return (proto.float() + shift).clamp(-1, 1).to(proto.dtype)
+
     def candidates(self, x: torch.Tensor, m: int = 16) -> torch.Tensor:
         """N,m bank indices whose context is nearest to each crop's (nearest first)."""
         if self._bank_feats is None or self._bank_feats.device != x.device:
@@ -207,6 +219,8 @@ class DeidGenerator(nn.Module):
         if self.arch.n_proto:
             if proto is None:
                 raise ValueError("this generator needs a prototype face (gan.deid.DeidGenerator.prototypes)")
+            if self.arch.proto_fit:
+                proto = self.fit_prototypes(proto, x)
             parts.append(proto.to(x.dtype) * hard)
         h = self.inp(torch.cat(parts, 1))
         skips = [h]

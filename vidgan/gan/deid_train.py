@@ -22,6 +22,8 @@ With `proto` > 0 the generator also gets a prototype face (`deid.DeidGenerator`)
 here (k-means of the training faces' standardised interiors, clusters of >= `proto_k` faces averaged),
 and each training face is conditioned on the average of its `proto_k` most similar *other* faces, so
 the network learns to paint a given look-alike structure into a context, not to copy the face.
+Models trained since session 6 recolour the prototype to the face's context ring first
+(`DeidArch.proto_fit`, in the generator's forward, so training and inference do the same).
 With `target="prototype"` the `in` and `perc` terms compare against the training face with its
 interior replaced by that prototype (soft mask) instead of the face itself: nothing then rewards
 painting what the context implies about the unseen original (the GPU model of session 6, trained
@@ -260,7 +262,7 @@ class DeidTrainer:
             bank = build_bank(f, xs, cfg.proto, cfg.proto_k, cfg.seed)
             self.cond = neighbour_prototypes(f, f, xs, cfg.proto_k, exclude_self=True)
             self.vcond = neighbour_prototypes(vf, f, xs, cfg.proto_k, exclude_self=False)
-            arch = dataclasses.replace(arch, n_proto=len(bank))
+            arch = dataclasses.replace(arch, n_proto=len(bank), proto_fit=True)
             log(f"prototype bank: {len(bank)} of {cfg.proto} clusters have >= {cfg.proto_k} faces; "
                 f"training conditions: the {cfg.proto_k} nearest other faces ({time.time() - t0:.0f} s)")
         self.G = DeidGenerator(arch).to(self.device)
@@ -317,7 +319,11 @@ class DeidTrainer:
         outside = 1 - self.G.soft
         inside = self.G.hard
         # the look the fake is held to: the face itself, or the face with the prototype pasted in
-        tgt = x if c.target == "original" or proto is None else x * outside + proto * self.G.soft
+        if c.target == "original" or proto is None:
+            tgt = x
+        else:  # the prototype as the generator gets it (recoloured to this face's context)
+            fitted = self.G.fit_prototypes(proto, x) if self.G.arch.proto_fit else proto
+            tgt = x * outside + fitted * self.G.soft
         with self.autocast():
             adv = self.gan(self.D(torch.cat([comp1, hard], 1)), True, for_discriminator=False)
             ctx = ((raw1.float() - x).abs() * outside).sum() / (outside.sum() * 3 * n)
