@@ -15,6 +15,7 @@
 # hall_1080p and the clips in packed/gpu/also/ are anonymized on the GPU in blur and GAN mode; the
 # outputs come back (tar, 15 MiB pieces) for the dlib leak judge here:
 #   cat gpu-out/outputs.tar.* | tar xf - -C /tmp/gpu-outputs
+#   .venv/bin/python benchmarks/judge_gpu_outputs.py /tmp/gpu-outputs     # ~25 min on 2 cores
 #
 # The GAN row uses GAN (default: the deidD, deidE or deidA model that benchmarks/device_train.sh left
 # in /dev/shm on this machine while it stayed warm, else models/deid); without one it is skipped.
