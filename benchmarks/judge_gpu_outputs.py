@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     results, totals = {}, {}
     print("clip | input faces | per output: detect leaks / identity hits", flush=True)
     for name in names:
-        srcs = [p for p in videos.glob(name + ".*")]
+        srcs = sorted(videos.glob(name + ".*"))
         if not srcs:
             print(f"{name}: input not found in {videos}, skipped", flush=True)
             continue

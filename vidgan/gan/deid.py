@@ -195,7 +195,10 @@ class DeidGenerator(nn.Module):
         shifted so that the prototype's own context ring has the mean of x's ring (the skin and light
         around the face; the ring never includes the interior). A prototype is an average of other
         people, often of another skin tone or light than the face it replaces; unfitted, the
-        generator either has to recolour it or paints a face that does not match its neck."""
+        generator either has to recolour it or paints a face that does not match its neck.
+        Unchanged for a model trained without it (`arch.proto_fit` off)."""
+        if not self.arch.proto_fit:
+            return proto
         r = self.ring.to(torch.float32)
         n = r.sum().clamp(min=1.0)
         shift = ((x.float() - proto.float()) * r).sum((2, 3), keepdim=True) / n
@@ -219,9 +222,7 @@ class DeidGenerator(nn.Module):
         if self.arch.n_proto:
             if proto is None:
                 raise ValueError("this generator needs a prototype face (gan.deid.DeidGenerator.prototypes)")
-            if self.arch.proto_fit:
-                proto = self.fit_prototypes(proto, x)
-            parts.append(proto.to(x.dtype) * hard)
+            parts.append(self.fit_prototypes(proto, x).to(x.dtype) * hard)
         h = self.inp(torch.cat(parts, 1))
         skips = [h]
         for d in self.down:

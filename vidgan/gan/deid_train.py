@@ -322,8 +322,7 @@ class DeidTrainer:
         if c.target == "original" or proto is None:
             tgt = x
         else:  # the prototype as the generator gets it (recoloured to this face's context)
-            fitted = self.G.fit_prototypes(proto, x) if self.G.arch.proto_fit else proto
-            tgt = x * outside + fitted * self.G.soft
+            tgt = x * outside + self.G.fit_prototypes(proto, x) * self.G.soft
         with self.autocast():
             adv = self.gan(self.D(torch.cat([comp1, hard], 1)), True, for_discriminator=False)
             ctx = ((raw1.float() - x).abs() * outside).sum() / (outside.sum() * 3 * n)

@@ -66,7 +66,7 @@ class GanFace(Operation):
         self.net = generator if generator is not None else load_deid(model, device)
         self.net.eval()
         self.size, self.margin = self.net.arch.size, self.net.arch.margin
-        self.hard, self.soft = self.net.hard[0, 0].cpu().numpy(), self.net.soft[0, 0].cpu().numpy()
+        self.soft = self.net.soft[0, 0].cpu().numpy()
         a = self.net.arch  # colours are compared on the context around the interior, never inside
         self.ring = context_ring(self.size, self.margin, tuple(a.interior_center), tuple(a.interior_axes))
         self.key = key if key is not None else random_key()
@@ -162,7 +162,7 @@ class GanFace(Operation):
 
     def _prototypes(self, x, codes: list[np.ndarray], track_ids: list[int]):
         """Prototype faces (N,3,S,S) for the batch, or None when the generator has no bank."""
-        if not getattr(self.net.arch, "n_proto", 0):
+        if not self.net.arch.n_proto:
             return None
         import torch
 
