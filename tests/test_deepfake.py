@@ -24,7 +24,7 @@ from vidgan.cli import main
 from vidgan.deepfake import robust_score, score_video, video_score
 from vidgan.deepfake.crop import MARGIN, crop_face, crop_square
 from vidgan.deepfake.model import Detector, default_model_path, export, load
-from vidgan.deepfake.pseudofake import face_mask, face_swap, self_blend
+from vidgan.deepfake.pseudofake import face_mask, face_swap, gan_blend, self_blend
 from vidgan.deepfake.score import ScoreOptions, link_tracks, verdict
 from vidgan.errors import Cancelled
 
@@ -110,6 +110,33 @@ def test_face_swap_blends_another_face_inside_the_mask(faces):
         inner = s.mask > 0.9
         # Inside the mask the picture is mostly the other person's: a large mean difference.
         assert np.abs(s.image[inner].astype(int) - a[inner].astype(int)).mean() > 5
+
+
+def test_gan_fakes_render_each_crop_and_blend_it_inside_the_mask(faces, tmp_path):
+    # The shipped super-resolution GAN re-renders each crop from a quarter-size copy; the blend puts
+    # that rendering inside a face mask and leaves every other pixel real.
+    from vidgan.deepfake.ganfakes import load_gan_pack, pack_gan, render
+    from vidgan.gan.translator import load_translator
+
+    crops = np.stack([c for c, _, _ in faces])
+    out = render(load_translator("face-sr4x", "cpu"), crops)
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - crops.astype(int)).mean()
+    assert 1 < diff < 40, diff  # a rendering of the same face: close, but not a copy
+    for seed in range(6):
+        for (crop, lms, fbox), rendered in zip(faces, out):
+            b = gan_blend(crop, rendered, lms, np.random.default_rng(seed), 0.5)
+            changed = np.any(b.image != crop, axis=2)
+            assert b.kind == "gan" and changed.any() and _inside(b.mask, fbox)
+            assert not (changed & (b.mask == 0)).any(), "pixels outside the mask changed"
+
+    path = pack_gan(tmp_path / "gan.npz", crops, ["face-sr4x", "face-age"], device="cpu")
+    images = load_gan_pack(path, len(crops), ["face-sr4x", "face-age"])
+    assert images.shape == crops.shape and not np.array_equal(images, crops)
+    with pytest.raises(ValueError, match="another face pack"):
+        load_gan_pack(path, len(crops), ["face-sr4x"])
+    with pytest.raises(ValueError, match="another face pack"):
+        load_gan_pack(path, len(crops) + 1, ["face-sr4x", "face-age"])
 
 
 def test_face_ellipse_mask_without_landmarks():
@@ -240,6 +267,11 @@ def test_usage_errors(tmp_path, capsys):
     assert main(["deepfake", "x.mp4", "--frames", "0"]) == 2
     assert main(["deepfake", "x.mp4", "--model", str(tmp_path / "missing.pt")]) == 2
     assert "no deepfake model" in capsys.readouterr().err
+    out = str(tmp_path / "run")
+    assert main(["train", "deepfake", "--gan-prob", "0.3", "--gan-models", "face-sr4x,nosuch", "--out", out]) == 2
+    assert "--gan-models" in capsys.readouterr().err
+    assert main(["train", "deepfake", "--gan-prob", "1.5", "--out", out]) == 2
+    assert not os.path.exists(out)
 
 
 def test_score_video_gui_api_progress_and_cancel(model_file, tmp_path):
@@ -342,3 +374,16 @@ def test_time_budget_fits_the_schedule(tiny_data, tmp_path, monkeypatch):
     assert 6 <= last["step"] < 2000 and opts.steps == last["step"]
     rows = list(csv.DictReader(open(tmp_path / "t" / "log.csv")))
     assert [int(r["step"]) for r in rows] == [last["step"]]  # the final validation
+
+
+def test_train_with_gan_fakes_renders_them_once(tiny_data, tmp_path):
+    from vidgan.deepfake.train import train
+
+    root, pack = tiny_data
+    gan_pack = pack.parent / "deepfake_gan.npz"
+    train(_opts(root, pack, tmp_path / "g", 2, gan_prob=0.5, gan_models="face-sr4x"))
+    assert gan_pack.is_file()
+    stamp = gan_pack.stat().st_mtime_ns
+    train(_opts(root, pack, tmp_path / "g", 4, gan_prob=0.5, gan_models="face-sr4x", resume=True))
+    assert gan_pack.stat().st_mtime_ns == stamp  # reused, not rendered again
+    assert torch.load(tmp_path / "g" / "last.pt", weights_only=True)["step"] == 4

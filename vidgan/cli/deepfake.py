@@ -160,6 +160,12 @@ def register_train(tsub) -> None:
     t.add_argument("--lower-prob", type=_fraction(0.0, 1.0), default=0.0,
                    help="share of self-blends confined to the nose, mouth and chin, like a reenactment "
                         "(Face2Face, NeuralTextures); default 0")
+    t.add_argument("--gan-prob", type=_fraction(0.0, 1.0), default=0.0,
+                   help="share of fakes blended from a shipped generator's re-rendering of the face "
+                        "(rendered once into packed/deepfake_gan.npz); default 0")
+    t.add_argument("--gan-models", metavar="M,M", default="",
+                   help="generators (models/ names or files) for --gan-prob (default: the shipped age, "
+                        "super-resolution and colouriser models)")
     t.add_argument("--map-weight", type=float, default=1.0,
                    help="weight of the auxiliary blend-map loss (0 turns it off; default 1)")
     t.add_argument("--seed", type=int, default=0)
@@ -184,9 +190,19 @@ def run_train(args) -> int:
 
     if args.size < 32:
         raise UsageError("--size must be at least 32")
+    if args.gan_prob > 0:
+        from ..deepfake.ganfakes import model_list
+        from ..gan.translator import find_model
+
+        for name in model_list(args.gan_models):
+            try:
+                find_model(name)
+            except FileNotFoundError as exc:
+                raise UsageError(f"--gan-models: {exc}") from None
     opts = TrainOptions(out=args.out, data=args.data, pack=args.pack, arch=args.arch, size=args.size,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                         map_weight=args.map_weight, lower_prob=args.lower_prob,
+                        gan_prob=args.gan_prob, gan_models=args.gan_models,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         val_every=args.val_every, resume=args.resume, export=args.export,
                         time_budget=args.time_budget)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .crop import MARGIN, crop_face
-from .pseudofake import face_swap, self_blend
+from .pseudofake import face_swap, gan_blend, self_blend
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,8 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
     while DataLoader workers run: pass a `multiprocessing.Value('d')` or anything with `.value`."""
 
     def __init__(self, pack: dict[str, np.ndarray], indices: np.ndarray, size: int, seed: int,
-                 strength, swap_prob: float = 0.3, lower_prob: float = 0.0):
+                 strength, swap_prob: float = 0.3, lower_prob: float = 0.0,
+                 gan: Optional[np.ndarray] = None, gan_prob: float = 0.0):
         self.crops = pack["crops"]
         self.lms = pack["landmarks"]
         self.sources = pack["sources"]
@@ -253,6 +254,8 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         self.strength = strength
         self.swap_prob = swap_prob
         self.lower_prob = lower_prob  # share of self-blends confined to nose, mouth and chin
+        self.gan = gan  # a generator's rendering of every crop (ganfakes), or None
+        self.gan_prob = gan_prob if gan is not None else 0.0  # share of fakes blended from it
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -264,7 +267,10 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         idx = int(self.indices[i])
         real, lms = self.crops[idx], self.lms[idx]
         strength = float(self.strength.value)
-        if rng.random() < self.swap_prob:
+        # (the GAN draw only when asked for: runs without it keep their exact batches)
+        if self.gan_prob > 0 and rng.random() < self.gan_prob:
+            made = gan_blend(real, self.gan[idx], lms if rng.random() < 0.85 else None, rng, strength)
+        elif rng.random() < self.swap_prob:
             for _ in range(5):
                 j = int(self.indices[rng.integers(len(self.indices))])
                 if self.sources[j] != self.sources[idx]:

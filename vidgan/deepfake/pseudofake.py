@@ -228,3 +228,15 @@ def face_swap(target: np.ndarray, target_lms: np.ndarray, source: np.ndarray, so
     if rng.random() < 0.5:
         aligned = transformed_copy(aligned, rng, strength * 0.5)
     return Blend(blend(target, aligned, mask), mask, "swap")
+
+
+def gan_blend(target: np.ndarray, rendered: np.ndarray, landmarks: Optional[np.ndarray],
+              rng: np.random.Generator, strength: float = 0.5, lower_prob: float = 0.3) -> Blend:
+    """A generator's re-rendering of the same crop (`ganfakes`) blended into it: the whole face, or
+    (with probability `lower_prob`, when landmarks are known) the nose-mouth-chin region, the way
+    reenactment methods re-render only the lower face. The rendering's colour is pulled towards the
+    target's (partly, less so early in the curriculum), so the network cannot rely on colour alone."""
+    lower = landmarks is not None and rng.random() < lower_prob
+    mask = face_mask(target.shape[:2], landmarks, rng, strength, lower)
+    source = _match_colour(rendered, target, mask, rng.uniform(0.6 - 0.4 * strength, 1.0))
+    return Blend(blend(target, source, mask), mask, "gan")

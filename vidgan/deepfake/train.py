@@ -30,6 +30,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .ganfakes import default_gan_pack_path, load_gan_pack, model_list, pack_gan
 from .dataset import (FFPP_TYPES, PseudoFakeDataset, default_data_dir, default_pack_path, load_pack,
                       pack_faces, pack_ffpp, to_tensor)
 from .model import Detector, checkpoint_dict, export
@@ -53,6 +54,8 @@ class TrainOptions:
     min_strength: float = 0.2
     swap_prob: float = 0.3
     lower_prob: float = 0.0  # share of self-blends in the nose-mouth-chin region only (reenactment-like)
+    gan_prob: float = 0.0  # share of fakes blended from a shipped generator's rendering (ganfakes)
+    gan_models: str = ""  # the generators that render them, comma-separated ("": ganfakes.DEFAULT_MODELS)
     map_weight: float = 1.0  # weight of the auxiliary "where was it blended" loss
     seed: int = 0
     device: str = "auto"
@@ -68,6 +71,8 @@ class TrainOptions:
     def __post_init__(self):
         if self.size < 32 or self.steps < 1 or self.batch_size < 1:
             raise ValueError("size >= 32, steps >= 1 and batch size >= 1 are required")
+        if not 0.0 <= self.gan_prob <= 1.0:
+            raise ValueError("--gan-prob must be in [0, 1]")
 
 
 PACE_STEPS = (50, 150)  # with a time budget, the steps between these set the pace
@@ -141,8 +146,9 @@ class StepSampler(torch.utils.data.Sampler):
 class KeyedDataset(PseudoFakeDataset):
     """PseudoFakeDataset addressed by (step, position in the training split, strength) keys."""
 
-    def __init__(self, pack, indices, size, seed, swap_prob, lower_prob=0.0):
-        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob, lower_prob=lower_prob)
+    def __init__(self, pack, indices, size, seed, swap_prob, lower_prob=0.0, gan=None, gan_prob=0.0):
+        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob, lower_prob=lower_prob,
+                         gan=gan, gan_prob=gan_prob)
 
     def __getitem__(self, key):
         step, i, strength = key
@@ -244,6 +250,14 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     ffpp = pack_ffpp(ffpp_dir, device=opts.device, cache=ffpp_cache) \
         if ffpp_dir.is_dir() or ffpp_cache.is_file() else None
     pseudo_val = _pseudo_val(pack, val_idx, opts.size, opts.seed) if len(val_idx) else None
+    gan = None
+    if opts.gan_prob > 0:
+        models = model_list(opts.gan_models)
+        gan_path = default_gan_pack_path(pack_path)
+        if not gan_path.is_file():
+            say(f"rendering GAN fakes with {', '.join(models)} into {gan_path} (once)")
+            pack_gan(gan_path, pack["crops"], models, seed=0, device=opts.device, progress=say)
+        gan = load_gan_pack(gan_path, n, models)
 
     torch.manual_seed(opts.seed)  # here, not earlier: building MTCNN above draws from the same RNG
     net = Detector(opts.arch).to(device)
@@ -278,7 +292,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     if new_log:
         writer.writeheader()
 
-    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob, opts.lower_prob)
+    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob, opts.lower_prob, gan, opts.gan_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
                                          num_workers=opts.workers, collate_fn=_collate,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
