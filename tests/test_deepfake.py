@@ -100,6 +100,22 @@ def test_lower_face_blend_leaves_the_eyes_real(faces):
                 assert b.mask[ey, ex] == 0, "an eye is inside the lower-face mask"
 
 
+def test_detail_loss_blend_smooths_the_face_inside_the_mask_only(faces):
+    # The decoder-like variant: inside the mask the face has lost fine detail (less Laplacian energy
+    # than the real face there), outside it every pixel is the real one.
+    for seed in range(8):
+        for crop, lms, fbox in faces:
+            b = self_blend(crop, lms, np.random.default_rng(seed), 0.2, detail=True)
+            changed = np.any(b.image != crop, axis=2)
+            assert _inside(b.mask, fbox) and changed.any() and not (changed & (b.mask == 0)).any()
+            inner = b.mask >= b.mask.max() - 1e-6  # the mask's core (its opacity may be below 1)
+
+            def detail(img):
+                grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+                return np.abs(cv2.Laplacian(grey, cv2.CV_32F))[inner].mean()
+            assert detail(b.image) < 0.9 * detail(crop), (seed, detail(b.image) / detail(crop))
+
+
 def test_face_swap_blends_another_face_inside_the_mask(faces):
     (a, la, box_a), (b, lb, _), _ = faces
     for seed in range(5):

@@ -12,7 +12,8 @@ at `PACK_SIZE` px with its 5 landmarks, and caches the lot in one .npz under the
 validation crops.
 
 `PseudoFakeDataset` yields pairs: a real crop and a pseudo-fake made from that same crop (a
-self-blend, or a swap with another source's face), both augmented alike (flip, scale/shift jitter,
+self-blend, a swap with another source's face, or a shipped generator's rendering of it blended in;
+`FakeMix` sets the shares), both augmented alike (flip, scale/shift jitter,
 colour, blur, JPEG), so the only difference the network can rely on is the manipulation.
 """
 
@@ -236,15 +237,28 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+@dataclass
+class FakeMix:
+    """How each pseudo-fake is drawn: a GAN-rendered blend with probability `gan_prob` (when renders
+    are given), else a swap with `swap_prob`, else a self-blend; of the self-blends, `lower_prob`
+    confine the mask to nose, mouth and chin, and `detail_prob` use a detail-loss copy
+    (`pseudofake.detail_loss`) instead of the random transform mix."""
+
+    swap_prob: float = 0.3
+    lower_prob: float = 0.0
+    gan_prob: float = 0.0
+    detail_prob: float = 0.0
+
+
 class PseudoFakeDataset(torch.utils.data.Dataset):
     """Item i -> (2,3,S,S) float [real, fake] and labels [0, 1].
 
     `strength` (curriculum) is read from a shared value each time, so the trainer can anneal it
-    while DataLoader workers run: pass a `multiprocessing.Value('d')` or anything with `.value`."""
+    while DataLoader workers run: pass a `multiprocessing.Value('d')` or anything with `.value`.
+    `gan`: a generator's rendering of every crop (`ganfakes`), needed for `mix.gan_prob`."""
 
     def __init__(self, pack: dict[str, np.ndarray], indices: np.ndarray, size: int, seed: int,
-                 strength, swap_prob: float = 0.3, lower_prob: float = 0.0,
-                 gan: Optional[np.ndarray] = None, gan_prob: float = 0.0):
+                 strength, mix: Optional[FakeMix] = None, gan: Optional[np.ndarray] = None):
         self.crops = pack["crops"]
         self.lms = pack["landmarks"]
         self.sources = pack["sources"]
@@ -252,10 +266,10 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         self.size = size
         self.seed = seed
         self.strength = strength
-        self.swap_prob = swap_prob
-        self.lower_prob = lower_prob  # share of self-blends confined to nose, mouth and chin
-        self.gan = gan  # a generator's rendering of every crop (ganfakes), or None
-        self.gan_prob = gan_prob if gan is not None else 0.0  # share of fakes blended from it
+        self.mix = mix or FakeMix()
+        if self.mix.gan_prob > 0 and gan is None:
+            raise ValueError("gan_prob > 0 needs the GAN renderings of the pack")
+        self.gan = gan
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -267,10 +281,11 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         idx = int(self.indices[i])
         real, lms = self.crops[idx], self.lms[idx]
         strength = float(self.strength.value)
-        # (the GAN draw only when asked for: runs without it keep their exact batches)
-        if self.gan_prob > 0 and rng.random() < self.gan_prob:
+        mix = self.mix
+        # (each extra draw only when its option is on: runs without it keep their exact batches)
+        if mix.gan_prob > 0 and rng.random() < mix.gan_prob:
             made = gan_blend(real, self.gan[idx], lms if rng.random() < 0.85 else None, rng, strength)
-        elif rng.random() < self.swap_prob:
+        elif rng.random() < mix.swap_prob:
             for _ in range(5):
                 j = int(self.indices[rng.integers(len(self.indices))])
                 if self.sources[j] != self.sources[idx]:
@@ -278,9 +293,9 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
             made = face_swap(real, lms, self.crops[j], self.lms[j], rng, strength)
         else:
             use_lms = lms if rng.random() < 0.85 else None  # sometimes the plain face ellipse
-            # (the extra draw only when asked for: runs without it keep their exact batches)
-            lower = self.lower_prob > 0 and use_lms is not None and rng.random() < self.lower_prob
-            made = self_blend(real, use_lms, rng, strength, lower)
+            lower = mix.lower_prob > 0 and use_lms is not None and rng.random() < mix.lower_prob
+            detail = mix.detail_prob > 0 and rng.random() < mix.detail_prob
+            made = self_blend(real, use_lms, rng, strength, lower, detail)
         geo = augment_geometry(rng, real.shape[0], self.size)
         return augment_photometric(geo(real), rng), augment_photometric(geo(made.image), rng), geo(made.mask)
 

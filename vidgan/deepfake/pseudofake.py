@@ -165,6 +165,29 @@ def _warp(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndar
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
+def detail_loss(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> np.ndarray:
+    """What a generator's decoder does to a face: the fine detail (skin texture, teeth, hair strands)
+    is gone. An autoencoder or renderer trained with a pixel loss predicts the mean of the plausible
+    faces, which is smooth (the reason SRGAN adds an adversarial term), and its 64-256 px output is
+    then upscaled into the frame. One of: resampling through a low resolution, a Gaussian blur, or an
+    edge-preserving (bilateral) smoothing, plus a mild colour drift half of the time. The amount
+    shrinks with `strength` but never vanishes: a decoder's output is never as sharp as the frame."""
+    h, w = img.shape[:2]
+    r = rng.random()
+    if r < 0.4:
+        f = rng.uniform(0.3, 0.55 + 0.2 * (1 - strength))
+        small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=[cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(2))])
+    elif r < 0.7:
+        out = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.7, 1.0 + 1.5 * strength))
+    else:
+        out = cv2.bilateralFilter(img, int(rng.integers(5, 10)), rng.uniform(20, 40 + 40 * strength),
+                                  rng.uniform(3, 8))
+    if rng.random() < 0.5:
+        out = _colour(out, rng, 0.3 * strength)
+    return out
+
+
 def transformed_copy(img: np.ndarray, rng: np.random.Generator, strength: float = 0.5) -> np.ndarray:
     """The copy that gets blended back: a random subset (at least one) of colour, sharpness,
     frequency and geometric jitter, in random order."""
@@ -188,11 +211,12 @@ def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
 
 # -- the two pseudo-fakes ----------------------------------------------------------------------------
 def self_blend(img: np.ndarray, landmarks: Optional[np.ndarray], rng: np.random.Generator,
-               strength: float = 0.5, lower: bool = False) -> Blend:
+               strength: float = 0.5, lower: bool = False, detail: bool = False) -> Blend:
     """A self-blended image: a transformed copy of the face blended into itself (with `lower`, into
-    the nose-mouth-chin region only, like a reenactment)."""
+    the nose-mouth-chin region only, like a reenactment; with `detail`, the copy is the face with its
+    fine detail lost, `detail_loss`, instead of a random mix of transforms)."""
     mask = face_mask(img.shape[:2], landmarks, rng, strength, lower)
-    source = transformed_copy(img, rng, strength)
+    source = detail_loss(img, rng, strength) if detail else transformed_copy(img, rng, strength)
     return Blend(blend(img, source, mask), mask, "self")
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .ganfakes import default_gan_pack_path, load_gan_pack, model_list, pack_gan
-from .dataset import (FFPP_TYPES, PseudoFakeDataset, default_data_dir, default_pack_path, load_pack,
+from .dataset import (FFPP_TYPES, FakeMix, PseudoFakeDataset, default_data_dir, default_pack_path, load_pack,
                       pack_faces, pack_ffpp, to_tensor)
 from .model import Detector, checkpoint_dict, export
 
@@ -54,6 +54,7 @@ class TrainOptions:
     min_strength: float = 0.2
     swap_prob: float = 0.3
     lower_prob: float = 0.0  # share of self-blends in the nose-mouth-chin region only (reenactment-like)
+    detail_prob: float = 0.0  # share of self-blends from a detail-loss copy (pseudofake.detail_loss)
     gan_prob: float = 0.0  # share of fakes blended from a shipped generator's rendering (ganfakes)
     gan_models: str = ""  # the generators that render them, comma-separated ("": ganfakes.DEFAULT_MODELS)
     map_weight: float = 1.0  # weight of the auxiliary "where was it blended" loss
@@ -71,8 +72,9 @@ class TrainOptions:
     def __post_init__(self):
         if self.size < 32 or self.steps < 1 or self.batch_size < 1:
             raise ValueError("size >= 32, steps >= 1 and batch size >= 1 are required")
-        if not 0.0 <= self.gan_prob <= 1.0:
-            raise ValueError("--gan-prob must be in [0, 1]")
+        for name in ("swap_prob", "lower_prob", "detail_prob", "gan_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1]")
 
 
 PACE_STEPS = (50, 150)  # with a time budget, the steps between these set the pace
@@ -146,9 +148,8 @@ class StepSampler(torch.utils.data.Sampler):
 class KeyedDataset(PseudoFakeDataset):
     """PseudoFakeDataset addressed by (step, position in the training split, strength) keys."""
 
-    def __init__(self, pack, indices, size, seed, swap_prob, lower_prob=0.0, gan=None, gan_prob=0.0):
-        super().__init__(pack, indices, size, seed, strength=None, swap_prob=swap_prob, lower_prob=lower_prob,
-                         gan=gan, gan_prob=gan_prob)
+    def __init__(self, pack, indices, size, seed, mix=None, gan=None):
+        super().__init__(pack, indices, size, seed, strength=None, mix=mix, gan=gan)
 
     def __getitem__(self, key):
         step, i, strength = key
@@ -203,7 +204,7 @@ def evaluate(net, size, device, ffpp, pseudo_val) -> dict[str, float]:
 
 def _pseudo_val(pack, idx: np.ndarray, size: int, seed: int, n: int = 96):
     """A fixed set of held-out real crops and pseudo-fakes at medium strength."""
-    ds = KeyedDataset(pack, idx, size, seed + 1, swap_prob=0.3)
+    ds = KeyedDataset(pack, idx, size, seed + 1, FakeMix(swap_prob=0.3))
     xs, ys = [], []
     for i in range(min(n, len(idx))):
         x, y, _ = ds[(0, i, 0.5)]
@@ -292,7 +293,8 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     if new_log:
         writer.writeheader()
 
-    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, opts.swap_prob, opts.lower_prob, gan, opts.gan_prob)
+    mix = FakeMix(opts.swap_prob, opts.lower_prob, opts.gan_prob, opts.detail_prob)
+    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, mix, gan)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
                                          num_workers=opts.workers, collate_fn=_collate,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
