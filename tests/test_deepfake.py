@@ -155,6 +155,22 @@ def test_gan_fakes_render_each_crop_and_blend_it_inside_the_mask(faces, tmp_path
         load_gan_pack(path, len(crops) + 1, ["face-sr4x", "face-age"])
 
 
+@pytest.mark.parametrize("side", [64, 65])
+def test_h264_roundtrip_compresses_like_a_video_frame(faces, side):
+    from vidgan.deepfake.dataset import augment_photometric, h264_roundtrip
+
+    img = cv2.resize(faces[0][0], (side, side), interpolation=cv2.INTER_AREA)
+    errors = []
+    for qp in (18, 32, 18):  # the cached encoder is reused for the second qp 18
+        out = h264_roundtrip(img, qp)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        errors.append(np.abs(out.astype(int) - img.astype(int)).mean())
+    assert 0 < errors[0] < errors[1] < 12, errors  # lossy, more so at a higher qp, still the picture
+    assert errors[2] == errors[0]  # no state carried from call to call (exact resume)
+    out = augment_photometric(img, np.random.default_rng(0), video_prob=1.0)
+    assert out.shape == img.shape
+
+
 def test_face_ellipse_mask_without_landmarks():
     rng = np.random.default_rng(1)
     for _ in range(10):
@@ -357,9 +373,10 @@ def test_train_resume_is_exact_and_logs_validation(tiny_data, tmp_path):
     from vidgan.deepfake.train import export_checkpoint, train
 
     root, pack = tiny_data
-    train(_opts(root, pack, tmp_path / "a", 4))
-    train(_opts(root, pack, tmp_path / "b", 4, stop_at=2))  # interrupted half-way ...
-    train(_opts(root, pack, tmp_path / "b", 4, resume=True))  # ... and resumed
+    mix = dict(detail_prob=0.3, video_prob=0.5)  # H.264 round trips must not break exact resume either
+    train(_opts(root, pack, tmp_path / "a", 4, **mix))
+    train(_opts(root, pack, tmp_path / "b", 4, stop_at=2, **mix))  # interrupted half-way ...
+    train(_opts(root, pack, tmp_path / "b", 4, resume=True, **mix))  # ... and resumed
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert a["step"] == b["step"] == 4

@@ -163,6 +163,9 @@ def register_train(tsub) -> None:
     t.add_argument("--detail-prob", type=_fraction(0.0, 1.0), default=0.0,
                    help="share of self-blends whose copy has lost its fine detail (resampled, blurred "
                         "or smoothed, like a decoder's output); default 0")
+    t.add_argument("--video-prob", type=_fraction(0.0, 1.0), default=0.0,
+                   help="share of training images compressed by an H.264 round trip (qp 18-32) instead "
+                        "of JPEG, as video frames are; default 0")
     t.add_argument("--gan-prob", type=_fraction(0.0, 1.0), default=0.0,
                    help="share of fakes blended from a shipped generator's re-rendering of the face "
                         "(rendered once into packed/deepfake_gan.npz); default 0")
@@ -205,7 +208,7 @@ def run_train(args) -> int:
     opts = TrainOptions(out=args.out, data=args.data, pack=args.pack, arch=args.arch, size=args.size,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                         map_weight=args.map_weight, lower_prob=args.lower_prob,
-                        detail_prob=args.detail_prob, gan_prob=args.gan_prob, gan_models=args.gan_models,
+                        detail_prob=args.detail_prob, video_prob=args.video_prob, gan_prob=args.gan_prob, gan_models=args.gan_models,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         val_every=args.val_every, resume=args.resume, export=args.export,
                         time_budget=args.time_budget)

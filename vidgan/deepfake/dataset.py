@@ -211,9 +211,41 @@ def augment_geometry(rng: np.random.Generator, size: int, out: int):
     return apply
 
 
-def augment_photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+_H264: dict = {}  # (width, height, qp) -> (encoder, decoder, frame counter), per process
+
+
+def h264_roundtrip(img: np.ndarray, qp: int) -> np.ndarray:
+    """`img` (H,W,3 uint8 RGB) through an intra-only libx264 encode at a constant quantiser `qp`
+    (4:2:0, deblocked) and back: the compression every frame of a video went through, which JPEG
+    only approximates. Encoder and decoder are kept per size and qp, so a call costs a few ms; a
+    constant quantiser and intra-only frames make the result independent of earlier calls (CRF's
+    rate control would carry state from frame to frame, and break exact resume)."""
+    import av
+    from fractions import Fraction
+
+    h0, w0 = img.shape[:2]
+    if h0 % 2 or w0 % 2:  # 4:2:0 needs even sides
+        img = cv2.copyMakeBorder(img, 0, h0 % 2, 0, w0 % 2, cv2.BORDER_REPLICATE)
+    h, w = img.shape[:2]
+    key = (w, h, int(qp))
+    if key not in _H264:
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt, enc.time_base = w, h, "yuv420p", Fraction(1, 25)
+        enc.options = {"qp": str(int(qp)), "preset": "ultrafast", "tune": "zerolatency",
+                       "x264-params": "keyint=1"}
+        _H264[key] = (enc, av.CodecContext.create("h264", "r"), [0])
+    enc, dec, count = _H264[key]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+    frame.pts = count[0]
+    count[0] += 1
+    out = [f for packet in enc.encode(frame) for f in dec.decode(packet)]
+    return out[0].to_ndarray(format="rgb24")[:h0, :w0] if out else img[:h0, :w0]
+
+
+def augment_photometric(img: np.ndarray, rng: np.random.Generator, video_prob: float = 0.0) -> np.ndarray:
     """Whole-image changes a real video goes through: brightness/contrast/saturation, a little blur or
-    noise, JPEG re-compression. Drawn independently for each image of a pair."""
+    noise, JPEG re-compression, or (with probability `video_prob`) an H.264 round trip at qp 18-32
+    instead (c23, FaceForensics++' level, is crf 23). Drawn independently for each image of a pair."""
     out = img.astype(np.float32)
     if rng.random() < 0.8:
         out = (out - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
@@ -226,6 +258,8 @@ def augment_photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray
     elif r < 0.25:
         noise = rng.normal(0, rng.uniform(1, 5), out.shape)
         out = np.clip(out + noise, 0, 255).astype(np.uint8)
+    if video_prob > 0 and rng.random() < video_prob:  # (drawn only when on: old batches stay the same)
+        return h264_roundtrip(out, int(rng.integers(18, 33)))
     if rng.random() < 0.6:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -255,10 +289,12 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
 
     `strength` (curriculum) is read from a shared value each time, so the trainer can anneal it
     while DataLoader workers run: pass a `multiprocessing.Value('d')` or anything with `.value`.
-    `gan`: a generator's rendering of every crop (`ganfakes`), needed for `mix.gan_prob`."""
+    `gan`: a generator's rendering of every crop (`ganfakes`), needed for `mix.gan_prob`.
+    `video_prob`: the share of images that get an H.264 round trip instead of the JPEG one."""
 
     def __init__(self, pack: dict[str, np.ndarray], indices: np.ndarray, size: int, seed: int,
-                 strength, mix: Optional[FakeMix] = None, gan: Optional[np.ndarray] = None):
+                 strength, mix: Optional[FakeMix] = None, gan: Optional[np.ndarray] = None,
+                 video_prob: float = 0.0):
         self.crops = pack["crops"]
         self.lms = pack["landmarks"]
         self.sources = pack["sources"]
@@ -270,6 +306,7 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
         if self.mix.gan_prob > 0 and gan is None:
             raise ValueError("gan_prob > 0 needs the GAN renderings of the pack")
         self.gan = gan
+        self.video_prob = video_prob  # share of images compressed with H.264 rather than JPEG
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -297,7 +334,9 @@ class PseudoFakeDataset(torch.utils.data.Dataset):
             detail = mix.detail_prob > 0 and rng.random() < mix.detail_prob
             made = self_blend(real, use_lms, rng, strength, lower, detail)
         geo = augment_geometry(rng, real.shape[0], self.size)
-        return augment_photometric(geo(real), rng), augment_photometric(geo(made.image), rng), geo(made.mask)
+        vp = self.video_prob
+        return (augment_photometric(geo(real), rng, vp), augment_photometric(geo(made.image), rng, vp),
+                geo(made.mask))
 
     def item(self, i: int, rng: np.random.Generator):
         """Tensors for one pair: images (2,3,S,S), labels (2,) = [0, 1], and the blend maps

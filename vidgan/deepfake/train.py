@@ -55,6 +55,7 @@ class TrainOptions:
     swap_prob: float = 0.3
     lower_prob: float = 0.0  # share of self-blends in the nose-mouth-chin region only (reenactment-like)
     detail_prob: float = 0.0  # share of self-blends from a detail-loss copy (pseudofake.detail_loss)
+    video_prob: float = 0.0  # share of images compressed by an H.264 round trip instead of JPEG
     gan_prob: float = 0.0  # share of fakes blended from a shipped generator's rendering (ganfakes)
     gan_models: str = ""  # the generators that render them, comma-separated ("": ganfakes.DEFAULT_MODELS)
     map_weight: float = 1.0  # weight of the auxiliary "where was it blended" loss
@@ -72,7 +73,7 @@ class TrainOptions:
     def __post_init__(self):
         if self.size < 32 or self.steps < 1 or self.batch_size < 1:
             raise ValueError("size >= 32, steps >= 1 and batch size >= 1 are required")
-        for name in ("swap_prob", "lower_prob", "detail_prob", "gan_prob"):
+        for name in ("swap_prob", "lower_prob", "detail_prob", "gan_prob", "video_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
 
@@ -148,8 +149,8 @@ class StepSampler(torch.utils.data.Sampler):
 class KeyedDataset(PseudoFakeDataset):
     """PseudoFakeDataset addressed by (step, position in the training split, strength) keys."""
 
-    def __init__(self, pack, indices, size, seed, mix=None, gan=None):
-        super().__init__(pack, indices, size, seed, strength=None, mix=mix, gan=gan)
+    def __init__(self, pack, indices, size, seed, mix=None, gan=None, video_prob=0.0):
+        super().__init__(pack, indices, size, seed, strength=None, mix=mix, gan=gan, video_prob=video_prob)
 
     def __getitem__(self, key):
         step, i, strength = key
@@ -294,7 +295,7 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         writer.writeheader()
 
     mix = FakeMix(opts.swap_prob, opts.lower_prob, opts.gan_prob, opts.detail_prob)
-    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, mix, gan)
+    ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, mix, gan, opts.video_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
                                          num_workers=opts.workers, collate_fn=_collate,
                                          persistent_workers=False, prefetch_factor=2 if opts.workers else None)
