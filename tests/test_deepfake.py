@@ -420,3 +420,42 @@ def test_train_with_gan_fakes_renders_them_once(tiny_data, tmp_path):
     train(_opts(root, pack, tmp_path / "g", 4, gan_prob=0.5, gan_models="face-sr4x", resume=True))
     assert gan_pack.stat().st_mtime_ns == stamp  # reused, not rendered again
     assert torch.load(tmp_path / "g" / "last.pt", weights_only=True)["step"] == 4
+
+
+def test_utk_targets_parse_only_wellformed_utkface_names():
+    from vidgan.deepfake.pretrain import utk_targets
+
+    names = np.array(["utk/25_1_3_20170116.jpg.chip.jpg", "utk/75_0_0_x.jpg.chip.jpg", "video/party.mp4",
+                      "utk/61_3_20170109150557335.jpg.chip.jpg", "utk/39_1_20170116174525125.jpg.chip.jpg"])
+    t = utk_targets(names)
+    assert t[0].tolist() == [2, 1, 3] and t[1].tolist() == [7, 0, 0]
+    assert (t[2:] == -1).all()  # a clip, a gender out of range, a name without the ethnicity field
+
+
+def test_backbone_pretraining_resumes_and_initialises_the_detector(tiny_data, tmp_path, capsys):
+    from vidgan.deepfake.pretrain import PretrainOptions, load_backbone, pretrain
+    from vidgan.deepfake.train import train
+
+    root, pack = tiny_data
+    opts = PretrainOptions(out=str(tmp_path / "bb"), pack=str(pack), size=64, epochs=1, batch_size=2,
+                           device="cpu")
+    path = pretrain(opts)
+    opts.epochs = 2  # a rerun continues after the finished epoch
+    pretrain(opts)
+    rows = list(csv.DictReader(open(tmp_path / "bb" / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(0 <= float(r["gender_acc"]) <= 1 for r in rows)
+    state = load_backbone(path, "resnet18")
+    assert "conv1.weight" in state and not any(k.startswith("fc.") for k in state)
+    with pytest.raises(ValueError, match="resnet18 backbone"):
+        load_backbone(path, "resnet34")
+
+    train(_opts(root, pack, tmp_path / "d", 1, init=str(path), lr=0.0))  # lr 0: weights stay as loaded
+    last = torch.load(tmp_path / "d" / "last.pt", weights_only=True)["state_dict"]
+    assert torch.equal(last["net.conv1.weight"], state["conv1.weight"])
+    assert torch.equal(last["net.layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
+
+    capsys.readouterr()
+    assert main(["train", "deepfake", "--init", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")]) == 2
+    assert "--init" in capsys.readouterr().err
+    assert main(["train", "deepfake-backbone", "--pack", str(tmp_path / "nope.npz"),
+                 "--out", str(tmp_path / "y")]) == 2

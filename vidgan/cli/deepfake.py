@@ -185,7 +185,49 @@ def register_train(tsub) -> None:
     t.add_argument("--out", metavar="RUN_DIR", default="runs/deepfake")
     t.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     t.add_argument("--export", metavar="DIR", default="", help="write DIR/deepfake.pt at the end (e.g. models/deepfake)")
+    t.add_argument("--init", metavar="FILE", default="",
+                   help="start from a backbone pre-trained on the shared faces (`vidgan train "
+                        "deepfake-backbone`) instead of random weights")
     t.set_defaults(func=run_train)
+
+    b = tsub.add_parser("deepfake-backbone", help="pre-train the deepfake detector's CNN on the shared faces",
+                        epilog=BACKBONE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--pack", metavar="FILE", default="", help="face-crop cache (default packed/deepfake_faces.npz)")
+    b.add_argument("--arch", default="resnet18",
+                   choices=["resnet18", "resnet34", "efficientnet_b0", "efficientnet_b1"])
+    b.add_argument("--size", type=_positive_int, default=128, help="input size in px (default 128)")
+    b.add_argument("--epochs", type=_positive_int, default=2)
+    b.add_argument("--batch-size", type=_positive_int, default=32)
+    b.add_argument("--lr", type=float, default=2e-3)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    b.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    b.add_argument("--out", metavar="RUN_DIR", default="runs/deepfake-backbone")
+    b.set_defaults(func=run_backbone)
+
+
+BACKBONE_EPILOG = """Trains the detector's architecture to tell age bucket, gender and ethnicity (from the
+UTKFace file names) on the face pack's crops, so `vidgan train deepfake --init RUN_DIR/backbone.pt`
+starts from a network that already describes faces. Rerunning continues after the last finished epoch.
+
+exit codes: 0 trained, 2 usage error (no face pack yet)"""
+
+
+def run_backbone(args) -> int:
+    from ..deepfake.pretrain import PretrainOptions, pretrain
+    from ..errors import UsageError
+
+    if args.size < 32:
+        raise UsageError("--size must be at least 32")
+    opts = PretrainOptions(out=args.out, pack=args.pack, arch=args.arch, size=args.size, epochs=args.epochs,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                           device=args.device)
+    try:
+        path = pretrain(opts, progress=lambda s: print(s, flush=True))
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path}")
+    return 0
 
 
 def run_train(args) -> int:
@@ -196,6 +238,13 @@ def run_train(args) -> int:
 
     if args.size < 32:
         raise UsageError("--size must be at least 32")
+    if args.init:
+        from ..deepfake.pretrain import load_backbone
+
+        try:
+            load_backbone(args.init, args.arch)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise UsageError(f"--init: {exc}") from None
     if args.gan_prob > 0:
         from ..deepfake.ganfakes import model_list
         from ..gan.translator import find_model
@@ -211,7 +260,7 @@ def run_train(args) -> int:
                         detail_prob=args.detail_prob, video_prob=args.video_prob, gan_prob=args.gan_prob, gan_models=args.gan_models,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         val_every=args.val_every, resume=args.resume, export=args.export,
-                        time_budget=args.time_budget)
+                        time_budget=args.time_budget, init=args.init)
     logging.getLogger("vidgan.deepfake").setLevel(logging.INFO)
     train(opts, progress=lambda s: print(s, flush=True))
     return 0

@@ -69,6 +69,7 @@ class TrainOptions:
     stop_at: int = 0  # stop (with a checkpoint) once this step is reached; 0: run to `steps`
     time_budget: float = 0.0  # seconds: steps 50-150 set the pace, then `steps` is cut to fit (0: off)
     export: str = ""  # models/deepfake: export best.pt there at the end
+    init: str = ""  # a pre-trained backbone (pretrain.py) to start from instead of random weights
 
     def __post_init__(self):
         if self.size < 32 or self.steps < 1 or self.batch_size < 1:
@@ -267,6 +268,13 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         net = net.to(memory_format=torch.channels_last)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    if opts.init and not (opts.resume and (out / "last.pt").is_file()):
+        from .pretrain import load_backbone
+
+        missing, unexpected = net.net.load_state_dict(load_backbone(opts.init, opts.arch), strict=False)
+        if unexpected or any(not k.startswith(("fc.", "classifier.")) for k in missing):
+            raise ValueError(f"{opts.init} does not fit a {opts.arch} detector")
+        say(f"started from the pre-trained backbone {opts.init}")
     step, best, elapsed0 = 0, -1.0, 0.0
     last = out / "last.pt"
     if opts.resume and last.is_file():

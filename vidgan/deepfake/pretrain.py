@@ -1,0 +1,205 @@
+"""Pre-training the detector's backbone on the shared faces, since no downloaded weights exist here.
+
+A CNN trained from scratch on pseudo-fakes alone learns whatever separates them first: the exact
+traces of the pseudo-fake recipe, which real manipulations do not share. Detectors that transfer
+well start from a backbone that already describes faces. This module trains the detector's own
+torchvision architecture on the UTKFace crops of the face pack (the crops training uses, same
+framing and size) to predict what their file names label: age bucket, gender and ethnicity (three
+softmax heads on one linear layer). `vidgan train deepfake --init FILE` then starts from these
+weights (all but the classifier layer).
+
+The split is the detector's own (`train.split_sources`), so the people held out for the
+pseudo-fake validation are held out here too. One checkpoint per epoch; rerunning the same command
+continues after the last finished epoch.
+
+Output (`torch.save`, weights_only loadable): {"format": "vidgan-deepfake-backbone/1", "arch",
+"size", "state_dict" (the torchvision net without `fc`), "metrics"}.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from .dataset import augment_geometry, augment_photometric, default_pack_path, load_pack, to_tensor
+
+FORMAT = "vidgan-deepfake-backbone/1"
+AGE_EDGES = (13, 20, 30, 40, 50, 60, 70)  # the face-attr loss network's 8 buckets
+HEADS = (("age", len(AGE_EDGES) + 1), ("gender", 2), ("ethnicity", 5))
+
+
+def utk_targets(names: np.ndarray) -> np.ndarray:
+    """N,3 int targets (age bucket, gender, ethnicity) from the pack's names; -1 where a name is not
+    a well-formed UTKFace name `utk/age_gender_race_date.jpg.chip.jpg` (video crops, a few typos)."""
+    out = np.full((len(names), 3), -1, np.int64)
+    for i, name in enumerate(names):
+        name = str(name)
+        if not name.startswith("utk/"):
+            continue
+        parts = name[4:].split("_")
+        try:
+            age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
+        except (IndexError, ValueError):
+            continue
+        if 0 <= gender < 2 and 0 <= race < 5:
+            out[i] = (sum(age >= e for e in AGE_EDGES), gender, race)
+    return out
+
+
+@dataclass
+class PretrainOptions:
+    out: str = "runs/deepfake-backbone"
+    pack: str = ""  # default packed/deepfake_faces.npz (built by the first `vidgan train deepfake`)
+    arch: str = "resnet18"
+    size: int = 128
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    threads: int = 1
+    device: str = "auto"
+
+
+def build(arch: str) -> torch.nn.Module:
+    return getattr(torchvision.models, arch)(weights=None, num_classes=sum(n for _, n in HEADS))
+
+
+def _batch(crops: np.ndarray, rng: np.random.Generator, size: int) -> torch.Tensor:
+    """Augmented like the detector's training images (geometry, colour, blur/noise, JPEG)."""
+    return to_tensor(np.stack([augment_photometric(augment_geometry(rng, c.shape[0], size)(c), rng)
+                               for c in crops]))
+
+
+def _losses(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    total, correct, start = 0.0, [], 0
+    for k, (_, n) in enumerate(HEADS):
+        part = logits[:, start:start + n]
+        total = total + F.cross_entropy(part, y[:, k])
+        correct.append((part.argmax(1) == y[:, k]).float())
+        start += n
+    return total, correct
+
+
+def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = None) -> Path:
+    """Train, checkpoint each epoch, and write OUT/backbone.pt; returns its path."""
+    from ..faces import resolve_device
+    from .model import MEAN, STD
+    from .train import split_sources
+
+    say = progress or print
+    torch.set_num_threads(max(1, opts.threads))
+    device = torch.device(resolve_device(opts.device))
+    pack_path = Path(opts.pack) if opts.pack else default_pack_path()
+    if not pack_path.is_file():
+        raise FileNotFoundError(f"no face pack at {pack_path}: run `vidgan train deepfake` once to build it")
+    pack = load_pack(pack_path)
+    targets = utk_targets(pack["names"][pack["sources"]])
+    train_idx, val_idx = split_sources(pack["sources"], opts.seed)
+    train_idx = train_idx[targets[train_idx, 0] >= 0]
+    val_idx = val_idx[targets[val_idx, 0] >= 0]
+    say(f"backbone pre-training: {len(train_idx)} labelled faces, {len(val_idx)} held out, "
+        f"{opts.arch} at {opts.size} px on {device}")
+
+    torch.manual_seed(opts.seed)
+    net = build(opts.arch).to(device)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    steps_per_epoch = max(1, len(train_idx) // opts.batch_size)
+    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
+    total_steps = opts.epochs * steps_per_epoch
+
+    def lr_at(step: int) -> float:  # linear warm-up over 5 %, then cosine to 2 % (a function of the
+        warm = max(1, total_steps // 20)  # step, so a rerun with more epochs just extends it)
+        if step < warm:
+            return opts.lr * (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, epoch, elapsed = out / "ckpt.pt", 0, 0.0
+    if ckpt.is_file():
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+        net.load_state_dict(ck["net"])
+        optim.load_state_dict(ck["optim"])
+        epoch, elapsed = int(ck["epoch"]), float(ck["elapsed"])
+        say(f"resumed after epoch {epoch}")
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file()
+    metrics: dict[str, float] = {}
+    with open(log_path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_log:
+            writer.writerow(["epoch", "loss", *(f"{n}_acc" for n, _ in HEADS), "time_s"])
+        while epoch < opts.epochs:
+            t0 = time.time()
+            net.train()
+            order = np.random.default_rng([opts.seed, epoch]).permutation(train_idx)
+            total = 0.0
+            for s in range(steps_per_epoch):
+                idx = np.sort(order[s * opts.batch_size:(s + 1) * opts.batch_size])
+                rng = np.random.default_rng([opts.seed, epoch, s])
+                x = (_batch(pack["crops"][idx], rng, opts.size).to(device) - mean) / std
+                loss, _ = _losses(net(x), torch.from_numpy(targets[idx]).to(device))
+                for g in optim.param_groups:
+                    g["lr"] = lr_at(epoch * steps_per_epoch + s)
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                total += float(loss.detach())
+                if progress and (s + 1) % 50 == 0:
+                    say(f"epoch {epoch + 1} step {s + 1}/{steps_per_epoch} loss {total / (s + 1):.3f}")
+            epoch += 1
+            elapsed += time.time() - t0
+            metrics = evaluate(net, pack["crops"][val_idx], targets[val_idx], opts.size, device, mean, std)
+            writer.writerow([epoch, f"{total / steps_per_epoch:.4f}", *metrics.values(), f"{elapsed:.0f}"])
+            fh.flush()
+            say(f"epoch {epoch}/{opts.epochs} loss {total / steps_per_epoch:.3f} "
+                + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+            tmp = out / "ckpt.pt.part"
+            torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "elapsed": elapsed, "options": asdict(opts)}, tmp)
+            os.replace(tmp, ckpt)
+    if not metrics:
+        metrics = evaluate(net, pack["crops"][val_idx], targets[val_idx], opts.size, device, mean, std)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    path = out / "backbone.pt"
+    tmp = out / "backbone.pt.part"
+    torch.save({"format": FORMAT, "arch": opts.arch, "size": opts.size, "state_dict": state,
+                "metrics": {**metrics, "epochs": epoch, "train_seconds": round(elapsed)}}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+@torch.no_grad()
+def evaluate(net, crops, y, size, device, mean, std) -> dict[str, float]:
+    """Accuracy per head on held-out crops (resized as at scoring, no augmentation)."""
+    import cv2
+
+    net.eval()
+    hits = np.zeros(len(HEADS))
+    for i in range(0, len(crops), 128):
+        x = to_tensor(np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
+                                for c in crops[i:i + 128]])).to(device)
+        _, correct = _losses(net((x - mean) / std), torch.from_numpy(y[i:i + 128]).to(device))
+        hits += [float(c.sum()) for c in correct]
+    net.train()
+    return {f"{name}_acc": round(float(h) / max(1, len(crops)), 4) for (name, _), h in zip(HEADS, hits)}
+
+
+def load_backbone(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
+    """The pre-trained weights (without `fc`) for a Detector of `arch`; a clear error otherwise."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a vidgan deepfake backbone ({FORMAT})")
+    if ck["arch"] != arch:
+        raise ValueError(f"{path} holds a {ck['arch']} backbone, the detector is a {arch}")
+    return ck["state_dict"]
