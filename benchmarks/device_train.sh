@@ -10,7 +10,9 @@
 #
 #   BUDGET=380 bash benchmarks/device_train.sh          # results: $OUT/results.tar.* (split, 15 MiB)
 #
-# JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake). Each trainer fits its step count to BUDGET
+# JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake, deepfakeB; deepfakeB
+# pre-trains the detector's backbone on the face pack for DF_PRE_EPOCHS epochs, then trains the
+# detector from it with detail-loss self-blends and H.264 round trips for the rest of BUDGET). Each trainer fits its step count to BUDGET
 # seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
 # the results are always packed before the call's own limit: give the call BUDGET + ~240 s (a call
 # may run 600 s at most). Session 6, H200, two deid jobs: BUDGET=370 took 463 s (unpack 12 s, bank
@@ -18,7 +20,7 @@
 # Runs and unpacked data live in /dev/shm; they stay there while the machine is warm, so a next call
 # can use them.
 # Locally, as a dry run (~3 min, tiny nets): PY=.venv/bin/python DEV=cpu BUDGET=15 WORKERS=1 DEID_BS=2 \
-#   DF_BS=2 DF_SIZE=64 DEID_NET="--size 32 --ngf 8 --n-down 2 --n-res 1 --ndf 8" PACKED=/tmp/vp RUNS=/tmp/vr \
+#   DF_BS=2 DF_SIZE=64 DF_PRE_EPOCHS=1 DF_PRE_LIMIT=256 DEID_NET="--size 32 --ngf 8 --n-down 2 --n-res 1 --ndf 8" PACKED=/tmp/vp RUNS=/tmp/vr \
 #   OUT=/tmp/vo bash benchmarks/device_train.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,8 @@ DEID_BS=${DEID_BS:-64}   # the dry run uses small batches
 DF_BS=${DF_BS:-32}
 DEID_NET=${DEID_NET:---size 128 --ngf 32 --n-down 4 --n-res 4 --ndf 64}  # 8.6 M params, 17 MB in float16
 DF_SIZE=${DF_SIZE:-160}
+DF_PRE_EPOCHS=${DF_PRE_EPOCHS:-8}
+DF_PRE_LIMIT=${DF_PRE_LIMIT:-0}  # the dry run pre-trains on a few hundred faces only
 OUT=${OUT:-/tmp/out}
 # Unpacked data goes to memory: /dev/shm outlives the call while the machine stays warm; devpack/
 # does not (an ignored folder not named in carry is removed there).
@@ -60,11 +64,23 @@ for job in $JOBS; do
     # the original, left 8-10 % of faces recognisable on two clips); E with a weaker pull, more z
     deidD) args="$DEID --proto 1024 --w-in 3 --w-ms 0.3 --target prototype" ;;
     deidE) args="$DEID --proto 1024 --w-in 1 --w-ms 1 --target prototype" ;;
-    deepfake) args="" ;;
+    deepfake|deepfakeB) args="" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac
   rm -rf "${R:?}/$job" "$R/$job.log"  # a fresh run (an earlier call's run of that name may be there)
-  if [ "$job" = deepfake ]; then
+  if [ "$job" = deepfakeB ]; then
+    # shellcheck disable=SC2016
+    $KILL bash -c '
+      t0=$(date +%s)
+      '"$PY"' -m vidgan train deepfake-backbone --pack "$1/deepfake_faces.npz" --size '"$DF_SIZE"' \
+        --epochs '"$DF_PRE_EPOCHS"' --limit '"$DF_PRE_LIMIT"' --batch-size 128 --workers '"$WORKERS"' --threads 2 --device '"$DEV"' \
+        --out "$2/backbone" || exit 1
+      left=$(( '"$BUDGET"' - $(date +%s) + t0 )); [ $left -lt 30 ] && left=30
+      exec '"$PY"' -m vidgan train deepfake --data devpack --pack "$1/deepfake_faces.npz" --size '"$DF_SIZE"' \
+        --batch-size '"$DF_BS"' --steps 100000 --time-budget $left --curriculum 0.4 --val-every 250 \
+        --workers '"$WORKERS"' --device '"$DEV"' --init "$2/backbone/backbone.pt" --detail-prob 0.5 \
+        --video-prob 0.5 --out "$2" --export "$2/export"' _ "$PACKED" "$R/$job" > "$R/$job.log" 2>&1 &
+  elif [ "$job" = deepfake ]; then
     $KILL $PY -m vidgan train deepfake --data devpack --pack "$PACKED/deepfake_faces.npz" --size "$DF_SIZE" \
       --batch-size "$DF_BS" --steps 100000 --time-budget "$BUDGET" --curriculum 0.4 --val-every 250 \
       --workers "$WORKERS" --device "$DEV" --out "$R/$job" --export "$R/$job/export" > "$R/$job.log" 2>&1 &
@@ -88,7 +104,7 @@ for job in $JOBS; do tail -n 3 "$R/$job.log"; done
 
 # Back: the exported models, logs, sample grids and metrics (no optimiser checkpoints and no float32
 # copies), in 15 MiB pieces (a device call returns at most 8 files of 16 MiB).
-skip=(--exclude=ckpt.pt --exclude=last.pt --exclude=best.pt)
+skip=(--exclude=ckpt.pt --exclude=last.pt --exclude=best.pt --exclude=backbone.pt)
 for job in $JOBS; do skip+=("--exclude=$job/generator.pt"); done  # not a wildcard: it would take export/ too
 # shellcheck disable=SC2086
 (cd "$R" && tar cf - "${skip[@]}" ./*.log $JOBS) | split -b 15M - "$OUT/results.tar."

@@ -440,6 +440,10 @@ def test_backbone_pretraining_resumes_and_initialises_the_detector(tiny_data, tm
     opts = PretrainOptions(out=str(tmp_path / "bb"), pack=str(pack), size=64, epochs=1, batch_size=2,
                            device="cpu")
     path = pretrain(opts)
+    first = torch.load(tmp_path / "bb" / "ckpt.pt", weights_only=True)["net"]
+    pretrain(PretrainOptions(**{**vars(opts), "out": str(tmp_path / "bb1"), "workers": 1}))
+    with_worker = torch.load(tmp_path / "bb1" / "ckpt.pt", weights_only=True)["net"]
+    assert all(torch.equal(v, with_worker[k]) for k, v in first.items())  # same batches either way
     opts.epochs = 2  # a rerun continues after the finished epoch
     pretrain(opts)
     rows = list(csv.DictReader(open(tmp_path / "bb" / "log.csv")))

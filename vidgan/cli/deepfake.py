@@ -202,6 +202,8 @@ def register_train(tsub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     b.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    b.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    b.add_argument("--limit", type=int, default=0, metavar="N", help="train on the first N faces only (0: all)")
     b.add_argument("--out", metavar="RUN_DIR", default="runs/deepfake-backbone")
     b.set_defaults(func=run_backbone)
 
@@ -221,7 +223,7 @@ def run_backbone(args) -> int:
         raise UsageError("--size must be at least 32")
     opts = PretrainOptions(out=args.out, pack=args.pack, arch=args.arch, size=args.size, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
-                           device=args.device)
+                           workers=max(0, args.workers), limit=max(0, args.limit), device=args.device)
     try:
         path = pretrain(opts, progress=lambda s: print(s, flush=True))
     except FileNotFoundError as exc:

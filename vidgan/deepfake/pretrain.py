@@ -67,6 +67,8 @@ class PretrainOptions:
     lr: float = 2e-3
     seed: int = 0
     threads: int = 1
+    workers: int = 0  # data-loading processes (augmentation is the bottleneck on a GPU)
+    limit: int = 0  # train on the first N labelled faces only (dry runs); 0: all
     device: str = "auto"
 
 
@@ -74,10 +76,24 @@ def build(arch: str) -> torch.nn.Module:
     return getattr(torchvision.models, arch)(weights=None, num_classes=sum(n for _, n in HEADS))
 
 
-def _batch(crops: np.ndarray, rng: np.random.Generator, size: int) -> torch.Tensor:
-    """Augmented like the detector's training images (geometry, colour, blur/noise, JPEG)."""
-    return to_tensor(np.stack([augment_photometric(augment_geometry(rng, c.shape[0], size)(c), rng)
-                               for c in crops]))
+class _Batches(torch.utils.data.Dataset):
+    """Step s of an epoch -> (images, targets): the crops of that step, augmented like the detector's
+    training images (geometry, colour, blur/noise, JPEG) with an RNG seeded by (seed, epoch, step),
+    so batches are the same whatever the number of loader workers."""
+
+    def __init__(self, crops, targets, order, epoch, batch_size, size, seed):
+        self.crops, self.targets, self.order = crops, targets, order
+        self.epoch, self.batch_size, self.size, self.seed = epoch, batch_size, size, seed
+
+    def __len__(self) -> int:
+        return max(1, len(self.order) // self.batch_size)
+
+    def __getitem__(self, s: int):
+        idx = np.sort(self.order[s * self.batch_size:(s + 1) * self.batch_size])
+        rng = np.random.default_rng([self.seed, self.epoch, s])
+        x = to_tensor(np.stack([augment_photometric(augment_geometry(rng, c.shape[0], self.size)(c), rng)
+                                for c in self.crops[idx]]))
+        return x, torch.from_numpy(self.targets[idx])
 
 
 def _losses(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -98,6 +114,10 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
 
     say = progress or print
     torch.set_num_threads(max(1, opts.threads))
+    if opts.workers > 0:
+        import cv2
+
+        cv2.setNumThreads(1)  # the workers are the parallelism (set before they fork)
     device = torch.device(resolve_device(opts.device))
     pack_path = Path(opts.pack) if opts.pack else default_pack_path()
     if not pack_path.is_file():
@@ -107,6 +127,8 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
     train_idx, val_idx = split_sources(pack["sources"], opts.seed)
     train_idx = train_idx[targets[train_idx, 0] >= 0]
     val_idx = val_idx[targets[val_idx, 0] >= 0]
+    if opts.limit:
+        train_idx = train_idx[:opts.limit]
     say(f"backbone pre-training: {len(train_idx)} labelled faces, {len(val_idx)} held out, "
         f"{opts.arch} at {opts.size} px on {device}")
 
@@ -144,12 +166,12 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
             t0 = time.time()
             net.train()
             order = np.random.default_rng([opts.seed, epoch]).permutation(train_idx)
+            batches = _Batches(pack["crops"], targets, order, epoch, opts.batch_size, opts.size, opts.seed)
+            loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=opts.workers)
             total = 0.0
-            for s in range(steps_per_epoch):
-                idx = np.sort(order[s * opts.batch_size:(s + 1) * opts.batch_size])
-                rng = np.random.default_rng([opts.seed, epoch, s])
-                x = (_batch(pack["crops"][idx], rng, opts.size).to(device) - mean) / std
-                loss, _ = _losses(net(x), torch.from_numpy(targets[idx]).to(device))
+            for s, (x, y) in enumerate(loader):
+                x = (x.to(device) - mean) / std
+                loss, _ = _losses(net(x), y.to(device))
                 for g in optim.param_groups:
                     g["lr"] = lr_at(epoch * steps_per_epoch + s)
                 optim.zero_grad(set_to_none=True)
