@@ -259,7 +259,8 @@ def run_train(args) -> int:
     opts = TrainOptions(out=args.out, data=args.data, pack=args.pack, arch=args.arch, size=args.size,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum=args.curriculum,
                         map_weight=args.map_weight, lower_prob=args.lower_prob,
-                        detail_prob=args.detail_prob, video_prob=args.video_prob, gan_prob=args.gan_prob, gan_models=args.gan_models,
+                        detail_prob=args.detail_prob, video_prob=args.video_prob, gan_prob=args.gan_prob,
+                        gan_models=args.gan_models,
                         seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         val_every=args.val_every, resume=args.resume, export=args.export,
                         time_budget=args.time_budget, init=args.init)

@@ -13,7 +13,7 @@ pseudo-fake validation are held out here too. One checkpoint per epoch; rerunnin
 continues after the last finished epoch.
 
 Output (`torch.save`, weights_only loadable): {"format": "vidgan-deepfake-backbone/1", "arch",
-"size", "state_dict" (the torchvision net without `fc`), "metrics"}.
+"size", "state_dict" (the torchvision net without its classifier layer), "metrics"}.
 """
 
 from __future__ import annotations
@@ -140,12 +140,15 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     total_steps = opts.epochs * steps_per_epoch
 
-    def lr_at(step: int) -> float:  # linear warm-up over 5 %, then cosine to 2 % (a function of the
-        warm = max(1, total_steps // 20)  # step, so a rerun with more epochs just extends it)
+    def lr_at(step: int) -> float:
+        """Linear warm-up over 5 % of the steps, then cosine down to 2 %: a function of the step and
+        the epoch count, so a rerun with more epochs simply extends the schedule."""
+        warm = max(1, total_steps // 20)
         if step < warm:
             return opts.lr * (step + 1) / warm
         t = min(1.0, (step - warm) / max(1, total_steps - warm))
         return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt, epoch, elapsed = out / "ckpt.pt", 0, 0.0
@@ -188,11 +191,13 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
             say(f"epoch {epoch}/{opts.epochs} loss {total / steps_per_epoch:.3f} "
                 + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
             tmp = out / "ckpt.pt.part"
-            torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "elapsed": elapsed, "options": asdict(opts)}, tmp)
+            torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "epoch": epoch,
+                        "elapsed": elapsed, "options": asdict(opts)}, tmp)
             os.replace(tmp, ckpt)
     if not metrics:
         metrics = evaluate(net, pack["crops"][val_idx], targets[val_idx], opts.size, device, mean, std)
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()
+             if not k.startswith(("fc.", "classifier."))}  # the heads; the detector has its own
     path = out / "backbone.pt"
     tmp = out / "backbone.pt.part"
     torch.save({"format": FORMAT, "arch": opts.arch, "size": opts.size, "state_dict": state,
@@ -218,7 +223,8 @@ def evaluate(net, crops, y, size, device, mean, std) -> dict[str, float]:
 
 
 def load_backbone(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
-    """The pre-trained weights (without `fc`) for a Detector of `arch`; a clear error otherwise."""
+    """The pre-trained weights (without the classifier layer) for a Detector of `arch`; a clear error
+    otherwise."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ValueError(f"{path} is not a vidgan deepfake backbone ({FORMAT})")

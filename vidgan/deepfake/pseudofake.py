@@ -10,7 +10,9 @@ copy back into the original inside a mask around the landmarks. Because the "fak
 real source only by the blend, the network cannot cheat on identity or content.
 
 Face swaps between two different real people (aligned on their 5 landmarks, colour-matched, blended
-the same way) add the identity mismatch of a real swap.
+the same way) add the identity mismatch of a real swap. Two further kinds are options of the trainer:
+self-blends from a copy that has lost its fine detail (`detail_loss`, a decoder's smooth output) and
+blends of a shipped generator's rendering of the face (`gan_blend`, renderings from `ganfakes`).
 
 `strength` in [0, 1] scales how visible the traces are: training starts with strong, easy artefacts
 (large colour shifts, hard mask edges) and anneals towards subtle ones (a curriculum).
@@ -209,7 +211,7 @@ def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
     return out
 
 
-# -- the two pseudo-fakes ----------------------------------------------------------------------------
+# -- the pseudo-fakes -------------------------------------------------------------------------------
 def self_blend(img: np.ndarray, landmarks: Optional[np.ndarray], rng: np.random.Generator,
                strength: float = 0.5, lower: bool = False, detail: bool = False) -> Blend:
     """A self-blended image: a transformed copy of the face blended into itself (with `lower`, into

@@ -30,9 +30,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .ganfakes import default_gan_pack_path, load_gan_pack, model_list, pack_gan
 from .dataset import (FFPP_TYPES, FakeMix, PseudoFakeDataset, default_data_dir, default_pack_path, load_pack,
                       pack_faces, pack_ffpp, to_tensor)
+from .ganfakes import default_gan_pack_path, load_gan_pack, model_list, pack_gan
 from .model import Detector, checkpoint_dict, export
 
 log = logging.getLogger(__name__)
@@ -302,7 +302,8 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
     if new_log:
         writer.writeheader()
 
-    mix = FakeMix(opts.swap_prob, opts.lower_prob, opts.gan_prob, opts.detail_prob)
+    mix = FakeMix(swap_prob=opts.swap_prob, lower_prob=opts.lower_prob, gan_prob=opts.gan_prob,
+                  detail_prob=opts.detail_prob)
     ds = KeyedDataset(pack, train_idx, opts.size, opts.seed, mix, gan, opts.video_prob)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=StepSampler(n, opts, step, train_idx),
                                          num_workers=opts.workers, collate_fn=_collate,
