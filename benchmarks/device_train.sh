@@ -11,7 +11,7 @@
 #   BUDGET=380 bash benchmarks/device_train.sh          # results: $OUT/results.tar.* (split, 15 MiB)
 #
 # JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake, deepfakeB; deepfakeB
-# pre-trains the detector's backbone on the face pack for DF_PRE_EPOCHS epochs, then trains the
+# pre-trains the detector's backbone on the face pack for DF_PRE_EPOCHS epochs (bf16), then trains the
 # detector from it with detail-loss self-blends and H.264 round trips for the rest of BUDGET). Each trainer fits its step count to BUDGET
 # seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
 # the results are always packed before the call's own limit: give the call BUDGET + ~240 s (a call
@@ -32,7 +32,7 @@ DEID_BS=${DEID_BS:-64}   # the dry run uses small batches
 DF_BS=${DF_BS:-32}
 DEID_NET=${DEID_NET:---size 128 --ngf 32 --n-down 4 --n-res 4 --ndf 64}  # 8.6 M params, 17 MB in float16
 DF_SIZE=${DF_SIZE:-160}
-DF_PRE_EPOCHS=${DF_PRE_EPOCHS:-8}
+DF_PRE_EPOCHS=${DF_PRE_EPOCHS:-20}  # ~9,000 faces an epoch; a few seconds each on an H200 with 12 workers
 DF_PRE_LIMIT=${DF_PRE_LIMIT:-0}  # the dry run pre-trains on a few hundred faces only
 OUT=${OUT:-/tmp/out}
 # Unpacked data goes to memory: /dev/shm outlives the call while the machine stays warm; devpack/

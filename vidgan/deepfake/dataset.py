@@ -67,7 +67,8 @@ def _pack_one(image: np.ndarray, det, size: int):
 
 
 def pack_faces(out_path: Path, data_dir: Path, *, size: int = PACK_SIZE, utk_limit: int = 0,
-               video_stride_s: float = 0.25, min_side: int = 40, device: str = "auto",
+               video_stride_s: float = 0.25, video_max_frames: int = 120, min_side: int = 40,
+               device: str = "auto",
                include_videos: bool = True,
                progress: Optional[Callable[[str], None]] = None) -> Path:
     """Detect and crop every real face once; save crops (N,size,size,3 uint8), landmarks (N,5,2),
@@ -114,7 +115,7 @@ def pack_faces(out_path: Path, data_dir: Path, *, size: int = PACK_SIZE, utk_lim
                     if frame.time + 1e-6 >= next_t:
                         frames.append(frame.image)
                         next_t = frame.time + video_stride_s
-                    if len(frames) >= 120:
+                    if len(frames) >= video_max_frames:
                         break
         except Exception as exc:  # noqa: BLE001 - a clip PyAV cannot read is simply not used
             log.warning("skipping %s: %s", name, exc)

@@ -173,8 +173,10 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
             loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=opts.workers)
             total = 0.0
             for s, (x, y) in enumerate(loader):
-                x = (x.to(device) - mean) / std
-                loss, _ = _losses(net(x), y.to(device))
+                x = (x.to(device, non_blocking=True) - mean) / std
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    logits = net(x)
+                loss, _ = _losses(logits.float(), y.to(device))
                 for g in optim.param_groups:
                     g["lr"] = lr_at(epoch * steps_per_epoch + s)
                 optim.zero_grad(set_to_none=True)
