@@ -12,8 +12,9 @@
 #
 # JOBS picks the runs (default "deidD deidE"; also deidA, deidB, deidC, deepfake, deepfakeB; deepfakeB
 # pre-trains the detector's backbone on the face pack for DF_PRE_EPOCHS epochs (bf16), then trains the
-# detector from it with detail-loss self-blends and H.264 round trips for the rest of BUDGET). Each trainer fits its step count to BUDGET
-# seconds after a few warm steps (--time-budget) and is killed at BUDGET + 150 s whatever happens, so
+# detector from it with detail-loss self-blends and H.264 round trips for the rest of BUDGET).
+# Each trainer fits its step count to BUDGET seconds after a few warm steps (--time-budget) and is
+# killed at BUDGET + 150 s whatever happens, so
 # the results are always packed before the call's own limit: give the call BUDGET + ~240 s (a call
 # may run 600 s at most). Session 6, H200, two deid jobs: BUDGET=370 took 463 s (unpack 12 s, bank
 # ~30 s, 9.7 steps/s per job), leaving ~330 s of the 15-minute lease for device_gpu_bench.sh (195 s).
