@@ -133,6 +133,9 @@ def _score_on_ray(args, options) -> list:
         bar.close()
 
 
+ARCHS = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b1")  # deepfake.model.ARCHS (no torch here)
+
+
 # -- vidgan train deepfake ------------------------------------------------------------------------------
 TRAIN_EPILOG = """Trains on real faces only (../shared/data/faces/utkface and face crops from the shared
 videos, cached once in packed/deepfake_faces.npz) against pseudo-fakes made from them on the fly.
@@ -148,8 +151,7 @@ def register_train(tsub) -> None:
                         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--data", metavar="DIR", default="", help="shared data folder (default ../shared/data)")
     t.add_argument("--pack", metavar="FILE", default="", help="face-crop cache (default packed/deepfake_faces.npz)")
-    t.add_argument("--arch", default="resnet18",
-                   choices=["resnet18", "resnet34", "efficientnet_b0", "efficientnet_b1"])
+    t.add_argument("--arch", default="resnet18", choices=ARCHS)
     t.add_argument("--size", type=_positive_int, default=128, help="input size in px (default 128)")
     t.add_argument("--steps", type=_positive_int, default=3000)
     t.add_argument("--batch-size", type=_positive_int, default=16,
@@ -193,8 +195,7 @@ def register_train(tsub) -> None:
     b = tsub.add_parser("deepfake-backbone", help="pre-train the deepfake detector's CNN on the shared faces",
                         epilog=BACKBONE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--pack", metavar="FILE", default="", help="face-crop cache (default packed/deepfake_faces.npz)")
-    b.add_argument("--arch", default="resnet18",
-                   choices=["resnet18", "resnet34", "efficientnet_b0", "efficientnet_b1"])
+    b.add_argument("--arch", default="resnet18", choices=ARCHS)
     b.add_argument("--size", type=_positive_int, default=128, help="input size in px (default 128)")
     b.add_argument("--epochs", type=_positive_int, default=2)
     b.add_argument("--batch-size", type=_positive_int, default=32)

@@ -31,11 +31,12 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from ..gan.data import utk_attributes
+from ..gan.lossnet import AGE_EDGES, age_bucket
 from .dataset import augment_geometry, augment_photometric, default_pack_path, load_pack, to_tensor
 
 FORMAT = "vidgan-deepfake-backbone/1"
-AGE_EDGES = (13, 20, 30, 40, 50, 60, 70)  # the face-attr loss network's 8 buckets
-HEADS = (("age", len(AGE_EDGES) + 1), ("gender", 2), ("ethnicity", 5))
+HEADS = (("age", len(AGE_EDGES) + 1), ("gender", 2), ("ethnicity", 5))  # age: face-attr's buckets
 
 
 def utk_targets(names: np.ndarray) -> np.ndarray:
@@ -44,15 +45,9 @@ def utk_targets(names: np.ndarray) -> np.ndarray:
     out = np.full((len(names), 3), -1, np.int64)
     for i, name in enumerate(names):
         name = str(name)
-        if not name.startswith("utk/"):
-            continue
-        parts = name[4:].split("_")
-        try:
-            age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
-        except (IndexError, ValueError):
-            continue
-        if 0 <= gender < 2 and 0 <= race < 5:
-            out[i] = (sum(age >= e for e in AGE_EDGES), gender, race)
+        attrs = utk_attributes(name) if name.startswith("utk/") else None
+        if attrs is not None and attrs[1] < 2 and attrs[2] < 5:
+            out[i] = (age_bucket(attrs[0]), attrs[1], attrs[2])
     return out
 
 

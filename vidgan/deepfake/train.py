@@ -268,15 +268,15 @@ def train(opts: TrainOptions, progress: Optional[Callable[[str], None]] = None) 
         net = net.to(memory_format=torch.channels_last)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    if opts.init and not (opts.resume and (out / "last.pt").is_file()):
+    step, best, elapsed0 = 0, -1.0, 0.0
+    last = out / "last.pt"
+    if opts.init and not (opts.resume and last.is_file()):  # a resumed run has its own weights
         from .pretrain import load_backbone
 
         missing, unexpected = net.net.load_state_dict(load_backbone(opts.init, opts.arch), strict=False)
         if unexpected or any(not k.startswith(("fc.", "classifier.")) for k in missing):
             raise ValueError(f"{opts.init} does not fit a {opts.arch} detector")
         say(f"started from the pre-trained backbone {opts.init}")
-    step, best, elapsed0 = 0, -1.0, 0.0
-    last = out / "last.pt"
     if opts.resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
         net.load_state_dict(ck["state_dict"])

@@ -62,11 +62,17 @@ def split_files(files: Sequence[Path], split: str, val_fraction: float) -> list[
 UTK_NAME = re.compile(r"^(\d+)_(\d)_(\d)_")
 
 
-def utk_labels(name: str) -> tuple[int, int] | None:
-    """(age, gender) from a UTKFace file name `age_gender_race_date.jpg.chip.jpg`; None when the
-    name is malformed (a few are: they are skipped wherever labels matter)."""
+def utk_attributes(name: str) -> tuple[int, int, int] | None:
+    """(age, gender, race) from a UTKFace file name `age_gender_race_date.jpg.chip.jpg`; None when
+    the name is malformed (a few are: they are skipped wherever labels matter)."""
     m = UTK_NAME.match(Path(name).name)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def utk_labels(name: str) -> tuple[int, int] | None:
+    """(age, gender) from a UTKFace file name (`utk_attributes` without the race)."""
+    a = utk_attributes(name)
+    return a[:2] if a else None
 
 
 def age_filter(lo: int | None = None, hi: int | None = None) -> Callable[[Path], bool]:
