@@ -19,7 +19,11 @@
 # may run 600 s at most). Session 6, H200, two deid jobs: BUDGET=370 took 463 s (unpack 12 s, bank
 # ~30 s, 9.7 steps/s per job), leaving ~330 s of the 15-minute lease for device_gpu_bench.sh (195 s).
 # Runs and unpacked data live in /dev/shm; they stay there while the machine is warm, so a next call
-# can use them.
+# can use them. deepfakeB needs PyAV (its H.264 round trips), which the device lacks and whose wheel
+# does not fit beside devpack in one call: run it in a second call on the warm machine, carrying
+# [".whl", "devpack/ffpp.npz", "devpack/deepfake.npz"] (the chips are in /dev/shm by then); the
+# wheels in .whl/ are installed first when they are there (session 8: BUDGET=170 DF_PRE_EPOCHS=10
+# JOBS=deepfakeB, 212 s for the call).
 # Locally, as a dry run (~3 min, tiny nets): PY=.venv/bin/python DEV=cpu BUDGET=15 WORKERS=1 DEID_BS=2 \
 #   DF_BS=2 DF_SIZE=64 DF_PRE_EPOCHS=1 DF_PRE_LIMIT=256 DEID_NET="--size 32 --ngf 8 --n-down 2 --n-res 1 --ndf 8" PACKED=/tmp/vp RUNS=/tmp/vr \
 #   OUT=/tmp/vo bash benchmarks/device_train.sh
@@ -45,6 +49,13 @@ mkdir -p "$R" "$OUT"
 export PYTHONUNBUFFERED=1
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
 
+if [ -d .whl ] && [ "$DEV" = cuda ]; then  # carried wheels (PyAV for deepfakeB), as device_gpu_bench.sh does
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+if [[ " $JOBS " == *" deepfakeB "* ]] && ! $PY -c "import av" 2>/dev/null; then
+  echo "deepfakeB needs PyAV: carry .whl (see the top of this script)" >&2; exit 2
+fi
 log "unpack"
 if [ ! -f "$PACKED/deepfake_faces.npz" ]; then $PY benchmarks/device_pack.py unpack devpack --packed "$PACKED" || exit 1; fi
 log "unpacked"
