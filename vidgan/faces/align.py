@@ -152,15 +152,22 @@ def match_color(crop: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarr
     `source`: measure the cast on this image instead of `crop` (same size), then apply it to `crop`:
     e.g. the generator's raw output around the face against the original there, so the face's own
     pixels are never consulted."""
-    a = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
-    s = a if source is None else cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
-    b = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB).astype(np.float32)
-    w = np.ones(a.shape[:2], np.float32) if mask is None else mask.astype(np.float32)
-    w = w[..., None] / max(float(w.sum()), 1e-6)
-    mu_a, mu_b = (s * w).sum((0, 1)), (b * w).sum((0, 1))
-    sd_a = np.sqrt((((s - mu_a) ** 2) * w).sum((0, 1))) + 1e-3
-    sd_b = np.sqrt((((b - mu_b) ** 2) * w).sum((0, 1))) + 1e-3
-    out = (a - mu_a) * (sd_b / sd_a) + mu_b
+    a = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB)
+    s = a if source is None else cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
+    b = cv2.cvtColor(reference, cv2.COLOR_RGB2LAB)
+    # The statistics read only the pixels the mask weighs (a face crop's context ring is a small part
+    # of it): weighted sums as dot products over those pixels, not over whole float copies.
+    w = np.ones(a.shape[0] * a.shape[1], np.float32) if mask is None else mask.reshape(-1).astype(np.float32)
+    sel = np.flatnonzero(w)
+    w = w[sel] / max(float(w[sel].sum()), 1e-6)
+
+    def mean_sd(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = lab.reshape(-1, 3)[sel].astype(np.float32)
+        mu = w @ x
+        return mu, np.sqrt(w @ (x - mu) ** 2) + 1e-3
+
+    (mu_a, sd_a), (mu_b, sd_b) = mean_sd(s), mean_sd(b)
+    out = (a.astype(np.float32) - mu_a) * (sd_b / sd_a) + mu_b
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 

@@ -82,9 +82,10 @@ def heatmaps(points: torch.Tensor, size: int, sigma: float | None = None) -> tor
     """N,5,2 landmark positions (crop pixels) -> N,5,size,size Gaussian heatmaps in [0, 1]."""
     sigma = sigma or size / 32.0
     c = torch.arange(size, device=points.device, dtype=torch.float32)
-    dx = (c.view(1, 1, 1, size) - points[..., 0].float().view(*points.shape[:2], 1, 1)) ** 2
-    dy = (c.view(1, 1, size, 1) - points[..., 1].float().view(*points.shape[:2], 1, 1)) ** 2
-    return torch.exp(-(dx + dy) / (2 * sigma ** 2))
+    k = -1.0 / (2 * sigma ** 2)  # separable: exp(k dx^2) exp(k dy^2), 2*size exponentials per point, not size^2
+    gx = torch.exp(k * (c.view(1, 1, 1, size) - points[..., 0].float().view(*points.shape[:2], 1, 1)) ** 2)
+    gy = torch.exp(k * (c.view(1, 1, size, 1) - points[..., 1].float().view(*points.shape[:2], 1, 1)) ** 2)
+    return gy * gx
 
 
 def canonical_points(size: int, margin: float) -> np.ndarray:
