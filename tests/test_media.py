@@ -674,3 +674,24 @@ def test_only_yuv_inputs_pass_their_matrix_on(tmp_path, pix_fmt, colorspace, exp
 
     info = probe(make_clip(tmp_path / "in.mp4", width=32, height=32, frames=2))
     assert yuv_matrix(replace(info, pix_fmt=pix_fmt, colorspace=colorspace)) == expect
+
+
+@pytest.mark.parametrize("matrix", [None, 1, 6, 9])
+def test_fast_rgb_to_yuv420p_matches_swscale(matrix):
+    """The writer's own RGB -> YUV 4:2:0 (OpenCV) gives swscale's planes within rounding: luma within
+    one level everywhere, chroma within 3 levels (a different 2x2 downsampling filter), and no bias."""
+    from vidgan.media.writer import rgb_to_yuv420p
+
+    rng = np.random.default_rng(0)
+    h, w = 96, 128
+    ramp = np.linspace(0, 255, w)[None, :, None] * np.array([1.0, 0.6, 0.3])[None, None, :]
+    img = np.clip(ramp + np.linspace(-40, 40, h)[:, None, None] + rng.normal(0, 4, (h, w, 3)), 0, 255).astype(np.uint8)
+    vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+    if matrix is not None:
+        vf.colorspace = matrix
+    ref = vf.reformat(format="yuv420p").to_ndarray().astype(int)
+    out = rgb_to_yuv420p(img, matrix)
+    assert out.shape == (h * 3 // 2, w) and out.dtype == np.uint8
+    d = out.astype(int) - ref
+    assert np.abs(d[:h]).max() <= 1 and abs(d[:h].mean()) < 0.15
+    assert np.abs(d[h:]).max() <= 3 and abs(d[h:].mean()) < 0.15

@@ -74,6 +74,40 @@ def _gif_frame(rgb: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray((np.asarray(q, np.uint8), pal), format="pal8")
 
 
+# (Kr, Kb) of each YUV matrix swscale knows, by AVColorSpace number; None: swscale's default, BT.601.
+_KR_KB = {None: (0.299, 0.114), 1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
+          7: (0.212, 0.087), 9: (0.2627, 0.0593)}
+
+
+def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
+    """Upright-or-not RGB uint8 (even height and width) -> limited-range YUV 4:2:0 planes as one
+    (h * 3 / 2, w) array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
+
+    What swscale does for the encoder, with `matrix`'s coefficients, in a fraction of its time
+    (1080p on this project's 2-core machine: 2-4 ms against 15 ms for swscale's RGB24 -> YUV420P,
+    which has no fast path for it): OpenCV's vectorised `transform` for the luma at full size and for
+    the chroma from a 2x2 average of the RGB (chroma is linear in RGB, so averaging first is the
+    same up to rounding)."""
+    import cv2
+
+    kr, kb = _KR_KB.get(matrix, _KR_KB[None])
+    kg = 1.0 - kr - kb
+    h, w = rgb.shape[:2]
+    ys, cs = 219.0 / 255.0, 224.0 / 255.0  # limited range: Y 16-235, Cb/Cr 16-240
+    m = np.array([[kr * ys, kg * ys, kb * ys, 16.0],
+                  [-kr / (2 - 2 * kb) * cs, -kg / (2 - 2 * kb) * cs, 0.5 * cs, 128.0],
+                  [0.5 * cs, -kg / (2 - 2 * kr) * cs, -kb / (2 - 2 * kr) * cs, 128.0]], np.float32)
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    rgb = np.ascontiguousarray(rgb)
+    # 3 channels in, 3 out is OpenCV's fast path (one or two output channels take 2-15x longer)
+    cv2.extractChannel(cv2.transform(rgb, m), 0, out[:h])
+    uv = cv2.transform(cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA), m)
+    planes = out[h:].reshape(2, h // 2, w // 2)  # U then V, each (h/2) x (w/2), packed row after row
+    cv2.extractChannel(uv, 1, planes[0])
+    cv2.extractChannel(uv, 2, planes[1])
+    return out
+
+
 def output_format_for(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _FORMAT_BY_EXT:
@@ -235,6 +269,9 @@ class VideoWriter:
         else:
             cc.pix_fmt = "yuv420p"
         self._matrix = yuv_matrix(info)
+        # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (3-4x faster, same colours
+        # within a level); odd sizes and other formats go through swscale.
+        self._fast_yuv = cc.pix_fmt == "yuv420p" and not odd
         if cc.pix_fmt != "pal8" and self._matrix is not None:
             # Carry the colour tags over (a player needs them to show the same colours). Not the range:
             # the encoder gets limited-range YUV whatever the input had (full-range input is
@@ -353,6 +390,12 @@ class VideoWriter:
         img = frame.image if image is None else image
         if self._video.codec_context.pix_fmt == "pal8":
             vf = _gif_frame(stored(img, self.info.rotation))
+        elif self._fast_yuv:
+            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix),
+                                            format="yuv420p")
+            if self._matrix is not None:
+                vf.colorspace = self._matrix
+            vf.color_range = 1  # limited (MPEG), what rgb_to_yuv420p writes
         else:
             vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
             if self._matrix is not None:
