@@ -4,6 +4,8 @@
 Rows (frames per second over the same clip, each the best of --repeat runs):
   decode            PyAV decode to RGB, CPU (the input side of every job)
   transcode         decode + libx264 encode at vidgan's default settings, no face work: the limit
+  transcode (PyAV)  the same through PyAV's own RGB -> YUV (swscale), as bench_anonymize.py's baseline
+                    and vidgan's writer before session 8 (which now converts with OpenCV)
   detector (cuda)   MTCNN cascade alone on preloaded frames, batch --batch-size, PyTorch nets on the GPU
   detector (cpu)    the same on the CPU (OpenCV DNN nets), for the ratio
   blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
@@ -37,6 +39,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 
 import torch  # noqa: E402
 
+from bench_anonymize import transcode as pyav_transcode  # noqa: E402
 from vidgan.faces import DetectorOptions, FaceDetector  # noqa: E402
 from vidgan.media import EncodeOptions, VideoReader, VideoWriter  # noqa: E402
 from vidgan.pipeline import AnonymizeOptions, Pipeline  # noqa: E402
@@ -114,6 +117,8 @@ def main() -> int:
     guarded("decode", lambda: row("decode", best(lambda: decode(args.clip), args.repeat)))
     guarded("transcode", lambda: row("transcode", best(lambda: transcode(args.clip, os.path.join(tmp, "t.mp4")),
                                                        args.repeat), note="libx264 " + EncodeOptions().preset))
+    guarded("transcode (PyAV)", lambda: row("transcode (PyAV)", best(
+        lambda: pyav_transcode(args.clip, os.path.join(tmp, "p.mp4")), args.repeat), note="swscale RGB -> YUV"))
 
     frames = []
     with VideoReader(args.clip) as r:

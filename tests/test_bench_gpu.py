@@ -22,7 +22,7 @@ def test_bench_gpu_on_the_cpu(make_clip_in, tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["stage"]: r for r in json.loads(out.read_text())["rows"]}
-    for stage in ("decode", "transcode", "detector (cpu)", "blur end to end (cpu)", "blur clip (cpu)"):
+    for stage in ("decode", "transcode", "transcode (PyAV)", "detector (cpu)", "blur end to end (cpu)", "blur clip (cpu)"):
         assert rows[stage]["fps"] and rows[stage]["fps"] > 0, (stage, rows)
     assert rows["detector (cpu)"]["frames"] == 4
     assert rows["gan end to end"]["fps"] is None and "skipped" in rows["gan end to end"]["note"]
