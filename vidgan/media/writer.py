@@ -80,14 +80,14 @@ _KR_KB = {None: (0.299, 0.114), 1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299,
 
 
 def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
-    """Upright-or-not RGB uint8 (even height and width) -> limited-range YUV 4:2:0 planes as one
-    (h * 3 / 2, w) array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
+    """RGB uint8 (even height and width) -> limited-range YUV 4:2:0 planes as one (h * 3 / 2, w)
+    array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
 
-    What swscale does for the encoder, with `matrix`'s coefficients, in a fraction of its time
-    (1080p on this project's 2-core machine: 2-4 ms against 15 ms for swscale's RGB24 -> YUV420P,
-    which has no fast path for it): OpenCV's vectorised `transform` for the luma at full size and for
+    What swscale does for the encoder, with `matrix`'s coefficients, in a third of its time (1080p
+    on this project's 2-core machine: ~5 ms against ~15 ms for swscale's RGB24 -> YUV420P, plus
+    PyAV's copy of the RGB frame): OpenCV's vectorised `transform` for the luma at full size and for
     the chroma from a 2x2 average of the RGB (chroma is linear in RGB, so averaging first is the
-    same up to rounding)."""
+    same up to rounding; swscale's chroma filter differs by up to 3 levels at sharp edges)."""
     import cv2
 
     kr, kb = _KR_KB.get(matrix, _KR_KB[None])
@@ -269,8 +269,8 @@ class VideoWriter:
         else:
             cc.pix_fmt = "yuv420p"
         self._matrix = yuv_matrix(info)
-        # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (3-4x faster, same colours
-        # within a level); odd sizes and other formats go through swscale.
+        # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (~3x faster; luma within a
+        # level, see rgb_to_yuv420p); odd sizes and other formats go through swscale.
         self._fast_yuv = cc.pix_fmt == "yuv420p" and not odd
         if cc.pix_fmt != "pal8" and self._matrix is not None:
             # Carry the colour tags over (a player needs them to show the same colours). Not the range:
