@@ -1,8 +1,9 @@
 """One input, end to end: reader -> detector -> tracker -> operation -> writer.
 
 Decoding and encoding run in their own threads behind bounded queues, so memory stays flat however
-long the video is and the slowest stage sets the pace. Detection runs in batches on the calling
-thread (PyTorch releases the GIL while it computes). The tracker holds a short lookahead window of
+long the video is and the slowest stage sets the pace. Detection runs in batches in a thread of its
+own, one batch ahead of the calling thread, which tracks and covers (the detector's networks release
+the GIL while they compute). The tracker holds a short lookahead window of
 frames so it can fill gaps in both directions before a frame is covered and encoded.
 """
 
