@@ -171,6 +171,46 @@ def match_color(crop: np.ndarray, reference: np.ndarray, mask: Optional[np.ndarr
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+def warp_back(crop: np.ndarray, m: np.ndarray, width: int, height: int, mask: Optional[np.ndarray] = None,
+              offset: tuple[int, int] = (0, 0)):
+    """The first half of `paste_back`: `crop` (aligned by `m`, frame -> crop) and its `mask` warped
+    into a `width` x `height` window of the frame starting at `offset`. Returns (x0, y0, x1, y1) in
+    the window, the warped crop and its alpha there, or None when the footprint misses the window.
+    Separate so that the warps of several faces can run side by side and blend in order after."""
+    size = crop.shape[0]
+    if mask is None:
+        mask = crop_mask(size)
+    if offset != (0, 0):
+        m = _compose(np.asarray(m, np.float64), np.array([[1, 0, offset[0]], [0, 1, offset[1]]], np.float64))
+    x0, y0, x1, y1 = _frame_rect(m, size, width, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    # frame pixel (x0 + i, y0 + j) -> crop pixel: m applied after shifting by (x0, y0)
+    mr = _compose(np.asarray(m, np.float64), np.array([[1, 0, x0], [0, 1, y0]], np.float64))
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    patch = cv2.warpAffine(crop, mr, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, mr, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
+    return (x0, y0, x1, y1), patch, alpha
+
+
+def blend_warped(frame: np.ndarray, warped, out_alpha: Optional[np.ndarray] = None) -> np.ndarray:
+    """The second half of `paste_back`: a copy of `frame` with `warp_back`'s result blended in."""
+    out = frame.copy()
+    if warped is None:
+        return out
+    (x0, y0, x1, y1), patch, alpha = warped
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    a = alpha[..., None] if region.ndim == 3 else alpha
+    blended = region + (patch.astype(np.float32) - region) * a
+    if frame.dtype == np.uint8:
+        blended = np.clip(blended + 0.5, 0, 255)
+    out[y0:y1, x0:x1] = blended.astype(frame.dtype)
+    if out_alpha is not None:
+        np.maximum(out_alpha[y0:y1, x0:x1], alpha, out=out_alpha[y0:y1, x0:x1])
+    return out
+
+
 def paste_back(frame: np.ndarray, crop: np.ndarray, m: np.ndarray, mask: Optional[np.ndarray] = None,
                color_reference: Optional[np.ndarray] = None, out_alpha: Optional[np.ndarray] = None,
                offset: tuple[int, int] = (0, 0)) -> np.ndarray:
@@ -181,30 +221,9 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, m: np.ndarray, mask: Optiona
     matched to first. `out_alpha`: a frame-sized float32 array that receives max(alpha) of this
     paste (to know later which pixels a face touched). `offset` (x, y): `frame` is a window of the
     image `m` refers to, starting there (e.g. one face's patch: no copy of the whole frame)."""
-    size = crop.shape[0]
     if mask is None:
-        mask = crop_mask(size)
+        mask = crop_mask(crop.shape[0])
     if color_reference is not None:
         crop = match_color(crop, color_reference, mask)
     h, w = frame.shape[:2]
-    if offset != (0, 0):
-        m = _compose(np.asarray(m, np.float64), np.array([[1, 0, offset[0]], [0, 1, offset[1]]], np.float64))
-    x0, y0, x1, y1 = _frame_rect(m, size, w, h)
-    out = frame.copy()
-    if x1 <= x0 or y1 <= y0:
-        return out
-    # frame pixel (x0 + i, y0 + j) -> crop pixel: m applied after shifting by (x0, y0)
-    mr = _compose(np.asarray(m, np.float64), np.array([[1, 0, x0], [0, 1, y0]], np.float64))
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    patch = cv2.warpAffine(crop, mr, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, mr, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                           borderValue=0)
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    a = alpha[..., None] if region.ndim == 3 else alpha
-    blended = region + (patch.astype(np.float32) - region) * a
-    if frame.dtype == np.uint8:
-        blended = np.clip(blended + 0.5, 0, 255)
-    out[y0:y1, x0:x1] = blended.astype(frame.dtype)
-    if out_alpha is not None:
-        np.maximum(out_alpha[y0:y1, x0:x1], alpha, out=out_alpha[y0:y1, x0:x1])
-    return out
+    return blend_warped(frame, warp_back(crop, m, w, h, mask, offset), out_alpha)

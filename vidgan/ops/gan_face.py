@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..faces.align import BOX_TEMPLATE, align_matrix, match_color, paste_back, transform_points, warp_crop
+from ..faces.align import (BOX_TEMPLATE, align_matrix, blend_warped, match_color, transform_points, warp_back,
+                           warp_crop)
 from ..types import Frame, TrackBox
 from .base import Operation
 from .blur import Blur
@@ -147,16 +149,34 @@ class GanFace(Operation):
             raw, comp = self.net(x, heat, z, *(() if proto is None else (proto,)))
         fakes, raws = (((t.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
                        for t in (comp, raw))
-        for (patch, m, crop, _, _, tid), fake, r in zip(todo, fakes, raws):
+
+        def finish(job):
+            """Colour match, temporal blend and the warp into the face's patch: per face, in worker
+            threads (OpenCV and NumPy release the GIL; each face touches only its own track's state)."""
+            (patch, m, crop, _, _, tid), fake, r = job
             if self.color_match:  # the cast measured around the face (raw output vs original), never inside
                 fake = match_color(fake, crop, self.ring, source=r)
             fake = self._smooth_crop(tid, index, fake)
-            sl = patch.slices  # pasted into this face's patch only: no copy of the whole frame per face
-            pasted = paste_back(out[sl], fake, m, mask=self.soft, offset=(patch.x0, patch.y0))
+            h_p, w_p = patch.alpha.shape  # warped into this face's patch only: no whole-frame copy per face
+            return warp_back(fake, m, w_p, h_p, mask=self.soft, offset=(patch.x0, patch.y0))
+
+        jobs = list(zip(todo, fakes, raws))
+        warped = self._pool().map(finish, jobs) if len(jobs) > 1 else map(finish, jobs)
+        for (patch, *_), w in zip(todo, warped):  # blended in frame order: overlapping faces as before
+            sl = patch.slices
+            pasted = blend_warped(out[sl], w)
             keep = patch.alpha > 0  # never touch a pixel the vault does not store
             out[sl] = np.where(keep[..., None], pasted, out[sl])
             self.stats["generated"] += 1
         return out
+
+    _workers: Optional[ThreadPoolExecutor] = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
+                                               thread_name_prefix="vidgan-gan")
+        return self._workers
 
     CANDIDATES = 16
 
