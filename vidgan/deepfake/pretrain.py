@@ -19,7 +19,6 @@ Output (`torch.save`, weights_only loadable): {"format": "vidgan-deepfake-backbo
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -105,7 +104,7 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
     """Train, checkpoint each epoch, and write OUT/backbone.pt; returns its path."""
     from ..faces import resolve_device
     from .model import MEAN, STD
-    from .train import split_sources
+    from .train import split_sources, warmup_cosine
 
     say = progress or print
     torch.set_num_threads(max(1, opts.threads))
@@ -136,13 +135,9 @@ def pretrain(opts: PretrainOptions, progress: Optional[Callable[[str], None]] = 
     total_steps = opts.epochs * steps_per_epoch
 
     def lr_at(step: int) -> float:
-        """Linear warm-up over 5 % of the steps, then cosine down to 2 %: a function of the step and
+        """The detector's schedule with a warm-up over 5 % of the steps: a function of the step and
         the epoch count, so a rerun with more epochs simply extends the schedule."""
-        warm = max(1, total_steps // 20)
-        if step < warm:
-            return opts.lr * (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(step, opts.lr, max(1, total_steps // 20), total_steps)
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

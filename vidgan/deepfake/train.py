@@ -116,11 +116,16 @@ def strength_at(step: int, opts: TrainOptions) -> float:
     return float(opts.min_strength + (1.0 - opts.min_strength) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def warmup_cosine(step: int, lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from `lr` down to 2 % of it at `total`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
 def lr_at(step: int, opts: TrainOptions) -> float:
-    if step < opts.warmup:
-        return opts.lr * (step + 1) / opts.warmup
-    t = (step - opts.warmup) / max(1, opts.steps - opts.warmup)
-    return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, opts.lr, opts.warmup, opts.steps)
 
 
 class StepSampler(torch.utils.data.Sampler):
