@@ -10,6 +10,7 @@ output path never holds a half-written file.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -79,6 +80,19 @@ _KR_KB = {None: (0.299, 0.114), 1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299,
           7: (0.212, 0.087), 9: (0.2627, 0.0593)}
 
 
+@functools.lru_cache(maxsize=None)
+def _rgb_to_yuv_matrix(matrix: Optional[int]) -> np.ndarray:
+    """3x4 RGB -> limited-range YCbCr (Y 16-235, Cb/Cr 16-240) for cv2.transform; once per matrix."""
+    kr, kb = _KR_KB.get(matrix, _KR_KB[None])
+    kg = 1.0 - kr - kb
+    ys, cs = 219.0 / 255.0, 224.0 / 255.0
+    m = np.array([[kr * ys, kg * ys, kb * ys, 16.0],
+                  [-kr / (2 - 2 * kb) * cs, -kg / (2 - 2 * kb) * cs, 0.5 * cs, 128.0],
+                  [0.5 * cs, -kg / (2 - 2 * kr) * cs, -kb / (2 - 2 * kr) * cs, 128.0]], np.float32)
+    m.setflags(write=False)
+    return m
+
+
 def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
     """RGB uint8 (even height and width) -> limited-range YUV 4:2:0 planes as one (h * 3 / 2, w)
     array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
@@ -90,13 +104,8 @@ def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
     same up to rounding; swscale's chroma filter differs by up to 3 levels at sharp edges)."""
     import cv2
 
-    kr, kb = _KR_KB.get(matrix, _KR_KB[None])
-    kg = 1.0 - kr - kb
+    m = _rgb_to_yuv_matrix(matrix)
     h, w = rgb.shape[:2]
-    ys, cs = 219.0 / 255.0, 224.0 / 255.0  # limited range: Y 16-235, Cb/Cr 16-240
-    m = np.array([[kr * ys, kg * ys, kb * ys, 16.0],
-                  [-kr / (2 - 2 * kb) * cs, -kg / (2 - 2 * kb) * cs, 0.5 * cs, 128.0],
-                  [0.5 * cs, -kg / (2 - 2 * kr) * cs, -kb / (2 - 2 * kr) * cs, 128.0]], np.float32)
     out = np.empty((h * 3 // 2, w), np.uint8)
     rgb = np.ascontiguousarray(rgb)
     # 3 channels in, 3 out is OpenCV's fast path (one or two output channels take 2-15x longer)
