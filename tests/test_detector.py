@@ -11,6 +11,7 @@ import torch
 from conftest import video_path
 from vidgan.faces import DetectorOptions, FaceDetector
 from vidgan.faces.mtcnn import Cascade, CvNet, TorchNet
+from vidgan.types import Box
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,23 @@ def test_device_path_finds_the_same_faces(monkeypatch):
         for da in a:
             if da.score > 0.95:
                 assert max(da.box.iou(db.box) for db in b) > 0.7
+
+
+def test_region_search_finds_the_face_a_full_frame_search_found():
+    """`search` looks only inside a region (where the tracker expects a known face): around each face
+    of a full-frame detection it finds that face again, in frame coordinates, and around an empty
+    patch of the frame it finds nothing. Regions may reach outside the frame."""
+    frames = party_frames(6, 2)
+    det = FaceDetector(DetectorOptions(device="cpu"))
+    full = det.detect(frames)
+    faces = [(k, d) for k, dets in enumerate(full) for d in dets if d.score > 0.95]
+    assert len(faces) >= 2
+    found = det.search([frames[k] for k, _ in faces], [d.box.scaled(3.0) for _, d in faces])
+    for (_, d), dets in zip(faces, found):
+        best = max(dets, key=lambda e: e.box.iou(d.box))
+        assert best.box.iou(d.box) > 0.6, (d.box, best.box)
+        assert best.landmarks is not None and len(best.landmarks) == 5
+    h, w = frames[0].shape[:2]
+    corner = Box(-40.0, h - 60.0, 60.0, h + 40.0)  # half outside the frame, on the floor
+    assert det.search([frames[0]], [corner]) == [[]]
+    assert det.search([], []) == []

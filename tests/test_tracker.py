@@ -348,3 +348,92 @@ def test_single_row_or_column_assignment_matches_scipy():
                 assert len(r1) == len(r2) == 1 and c[r1, c1].sum() == c[r2, c2].sum()
     c = np.array([[0.2, 0.1], [0.1, 10.0]])  # more than one of each: the real Hungarian
     assert sorted(zip(*_assign(c))) == [(0, 1), (1, 0)]
+
+
+# -- region searches between sparse detections ------------------------------------------------------
+
+
+def sparse_run(truth: dict[int, list[Box]], n: int, stride: int, full_misses: frozenset = frozenset()):
+    """The pipeline's loop on made-up faces: the full-frame detector runs on every `stride`-th frame
+    (and misses the frames in `full_misses`); a region search finds every true face whose centre lies
+    in the region. Returns ({index: [TrackBox]}, [(frame, region)] searched)."""
+    tracker = Tracker(TrackerOptions.for_fps(30, max_gap=2 * stride))
+    searched: list = []
+
+    def search_fn(images, regions):
+        out = []
+        for i, r in zip(images, regions):
+            searched.append((i, r))
+            out.append([Detection(b, 0.99) for b in truth.get(i, [])
+                        if r.x1 <= b.center[0] <= r.x2 and r.y1 <= b.center[1] <= r.y2])
+        return out
+
+    out = {}
+    for i in range(n):
+        on = i % stride == 0 or i == n - 1
+        dets = [Detection(b, 0.99) for b in truth.get(i, [])] if on and i not in full_misses else []
+        searches = tracker.observe(i, dets, searched=on)
+        tracker.follow(searches, lambda k: k, search_fn)
+        out.update(dict(tracker.ready()))
+    out.update(dict(tracker.flush()))
+    return out, searched
+
+
+def walker(first: int, last: int, x0=100.0, speed=22.0) -> dict[int, list[Box]]:
+    """A 90 px face crossing the frame at `speed` px per frame, visible in frames first..last."""
+    return {i: [Box(x0 + speed * i, 300, x0 + 90 + speed * i, 420)] for i in range(first, last + 1)}
+
+
+def test_a_new_face_is_followed_back_to_its_first_frame():
+    """Seen first at frame 12 (detector on every 6th frame), a face that entered at frame 10 is
+    searched for in 11, 10 (found: real boxes there, not guesses) and 9 (not found: the search ends)."""
+    truth = walker(10, 40)
+    out, searched = sparse_run(truth, 42, 6)
+    assert [i for i, _ in searched][:3] == [11, 10, 9]
+    for i in (10, 11):
+        (tb,) = out[i]
+        assert tb.kind == "detected" and tb.box.iou(truth[i][0]) > 0.7
+    # before its first frame the face is held (backfilled) from there, as without a search
+    assert [tb.kind for tb in out[9]] == ["held"]
+
+
+def test_a_face_that_leaves_is_followed_to_its_last_frame():
+    """Seen at 24 and gone at 30: the search looks at 30 first, then walks 25, 26, 27 (found) and 28
+    (not found), so the face is covered where it really was, not where a held box guesses."""
+    truth = walker(0, 27)
+    out, searched = sparse_run(truth, 42, 6)
+    walk = [i for i, _ in searched if i > 24]
+    assert walk == [30, 25, 26, 27, 28]
+    for i in (25, 26, 27):
+        (tb,) = out[i]
+        assert tb.kind == "detected" and tb.box.iou(truth[i][0]) > 0.7
+    assert all(tb.kind == "held" for tb in out[28])
+
+
+def test_a_face_the_full_frame_search_missed_is_found_by_the_probe():
+    """The full-frame detector misses the face at frame 12: one region search in frame 12 finds it,
+    and the frames between 6 and 12 are interpolated as usual (no walk)."""
+    truth = walker(0, 41, speed=5.0)
+    out, searched = sparse_run(truth, 42, 6, full_misses=frozenset({12}))
+    assert [i for i, _ in searched] == [12]
+    (tb,) = out[12]
+    assert tb.kind == "detected"
+    assert [tb.kind for tb in out[9]] == ["interpolated"]
+    assert len({tb.track_id for i in range(42) for tb in out[i]}) == 1
+
+
+def test_a_search_does_not_take_another_tracks_face():
+    """Two faces side by side; one leaves at frame 26. Its forward search sees the other face in its
+    region every frame, but that face belongs to the other track: the search ends at once."""
+    stay = {i: [Box(400, 300, 490, 420)] for i in range(42)}
+    leave = {i: [Box(250, 300, 340, 420)] for i in range(0, 27)}
+    truth = {i: stay.get(i, []) + leave.get(i, []) for i in range(42)}
+    out, searched = sparse_run(truth, 42, 6)
+    ids = {tb.track_id for i in range(42) for tb in out[i]}
+    assert len(ids) == 2
+    for i in range(42):  # no frame has a box of the leaving track on the staying face
+        for tb in out[i]:
+            if tb.kind == "detected":
+                assert any(tb.box.iou(b) > 0.7 for b in truth[i])
+    last_detected = max(i for i in range(42) for tb in out[i] if tb.kind == "detected" and tb.box.x1 < 350)
+    assert last_detected == 26

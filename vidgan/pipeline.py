@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -25,7 +25,7 @@ from .faces import DetectorOptions, FaceDetector, Tracker, TrackerOptions
 from .hooks import FrameObserver
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
 from .ops import OPERATIONS, MaskOptions, Operation
-from .types import Box, Frame, TrackBox, VideoInfo
+from .types import Box, Detection, Frame, TrackBox, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class FileReport:
     status: str = "ok"  # ok | failed | skipped | cancelled
     frames: int = 0
     faces: int = 0  # detections
+    region_faces: int = 0  # detections found by searching around a track in frames the detector skipped
     tracks: int = 0
     covered_boxes: int = 0  # boxes covered, summed over frames (incl. interpolated and held)
     detect_every: int = 1  # the detector ran on every n-th frame
@@ -237,19 +238,28 @@ class Pipeline:
                 yield frame, (source.get(frame.index) if opts.in_range(frame.time) else [])
             return
         rate = float(info.average_rate) if info.average_rate else None
-        tracker = Tracker(opts.tracker or TrackerOptions.for_fps(rate or 30.0))
         stride = opts.detect_stride(rate)
         report.detect_every = stride
+        tracker_opts = opts.tracker or TrackerOptions.for_fps(rate or 30.0)
+        if tracker_opts.max_gap < 2 * stride:  # one missed detection must not split a track
+            tracker_opts = replace(tracker_opts, max_gap=2 * stride)
+        tracker = Tracker(tracker_opts)
         pending: dict[int, Frame] = {}
         bs = opts.detector.batch_size
         # Detection runs in its own thread, one batch ahead of the tracker and the operation here
         # (the detector's networks and the GPU release the GIL), between the decode and encode threads.
-        for frame, dets in _prefetch(self._detections(frames, stride, bs), stop, bs, "vidgan-detect"):
+        # Where a track starts or ends between two searched frames, the frames in between are
+        # searched here around the track (Tracker.observe / FaceDetector.search): a face is followed
+        # frame by frame into and out of view, not guessed from the nearest detection.
+        for frame, dets, searched in _prefetch(self._detections(frames, stride, bs), stop, bs, "vidgan-detect"):
             if stop.is_set():
                 raise Cancelled("cancelled", reader.path)
             pending[frame.index] = frame
             report.faces += len(dets)
-            for idx, boxes in tracker.update(frame.index, dets):
+            searches = tracker.observe(frame.index, dets, searched)
+            if searches:
+                report.region_faces += tracker.follow(searches, lambda i: pending[i].image, self.detector.search)
+            for idx, boxes in tracker.ready():
                 fr = pending.pop(idx)
                 yield fr, (boxes if opts.in_range(fr.time) else [])
         for idx, boxes in tracker.flush():
@@ -258,25 +268,27 @@ class Pipeline:
         report.tracks = len(tracker.summaries)
         self.last_track_summaries = list(tracker.summaries.values())
 
-    def _detections(self, frames: Iterator[Frame], stride: int, bs: int) -> Iterator[tuple[Frame, list]]:
-        """Every frame with its detections, in order; frames are batched by `bs` and every
-        `stride`-th one inside the time range is searched (the others get none)."""
+    def _detections(self, frames: Iterator[Frame], stride: int,
+                    bs: int) -> Iterator[tuple[Frame, list[Detection], bool]]:
+        """Every frame with its detections and whether it was searched, in order. Frames are batched
+        by `bs`; inside the time range every `stride`-th frame is searched, and the last one."""
         opts = self.options
         batch: list[Frame] = []
 
-        def flush() -> list[tuple[Frame, list]]:
-            todo = [f for f in batch if opts.in_range(f.time) and f.index % stride == 0]
+        def flush(last: bool) -> list[tuple[Frame, list, bool]]:
+            todo = [f for k, f in enumerate(batch)
+                    if opts.in_range(f.time) and (f.index % stride == 0 or (last and k == len(batch) - 1))]
             found = dict(zip((f.index for f in todo), self.detector.detect([f.image for f in todo])))
-            out = [(f, found.get(f.index, [])) for f in batch]
+            out = [(f, found.get(f.index, []), f.index in found) for f in batch]
             batch.clear()
             return out
 
         for frame in frames:
-            batch.append(frame)
             if len(batch) >= bs:
-                yield from flush()
+                yield from flush(False)
+            batch.append(frame)  # one frame is always held back, to know which one is the last
         if batch:
-            yield from flush()
+            yield from flush(True)
 
     # -- anonymize ----------------------------------------------------------------------------
     def anonymize(self, input_path: str, output_path: str, progress: Optional[ProgressFn] = None,

@@ -87,12 +87,18 @@ class DetectorOptions:
 
 
 class FaceDetector:
-    """Batched MTCNN. `detect(images)` -> one list of `Detection` per image."""
+    """Batched MTCNN. `detect(images)` -> one list of `Detection` per image; `search(images, regions)`
+    looks only inside one region of each image."""
+
+    REGION_PX = 80  # a searched region is resized to this square
+    REGION_MIN_FACE = 12  # smallest face looked for in it (px of the resized region)
+    REGION_PNET_MARGIN = 0.1  # P-Net's threshold is this much higher in a region (half the time)
 
     def __init__(self, options: DetectorOptions = DetectorOptions()):
         self.options = options
         self.device = resolve_device(options.device)
         self.cascade = Cascade(self.device, options.backend)
+        self._region_cascade: Optional[Cascade] = None
         self.thresholds = (options.stage_thresholds[0], options.stage_thresholds[1], options.threshold)
 
     def working_scale(self, width: int, height: int) -> tuple[float, int]:
@@ -117,6 +123,51 @@ class FaceDetector:
                 chunk = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in chunk]
             results.extend(self._detect_batch(np.stack(chunk), min_face, scale))
         return results
+
+    def search(self, images: Sequence[np.ndarray], regions: Sequence[Box]) -> list[list[Detection]]:
+        """Look for faces inside one square region of each image: where the tracker expects a face it
+        knows, on a frame the full-frame detector skipped. Each region is cut out (grey outside the
+        frame), resized to REGION_PX and run through the same networks down to faces of
+        REGION_MIN_FACE px (0.15 of the region's side); boxes and landmarks come back in frame
+        coordinates. A region costs a small fraction of a full-frame search."""
+        if not images:
+            return []
+        size = self.REGION_PX
+        crops, frames = [], []
+        for im, r in zip(images, regions):
+            h, w = im.shape[:2]
+            side = max(r.width, r.height, 12.0)
+            cx, cy = r.center
+            x1, y1 = int(np.floor(cx - side / 2)), int(np.floor(cy - side / 2))
+            x2, y2 = x1 + int(np.ceil(side)), y1 + int(np.ceil(side))
+            cut = im[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+            if cut.size == 0:
+                cut = np.full((1, 1, 3), 128, np.uint8)
+            else:
+                cut = cv2.copyMakeBorder(cut, max(0, -y1), max(0, y2 - h), max(0, -x1), max(0, x2 - w),
+                                         cv2.BORDER_CONSTANT, value=(128, 128, 128))
+            interp = cv2.INTER_AREA if cut.shape[0] > size else cv2.INTER_LINEAR
+            crops.append(cv2.resize(cut, (size, size), interpolation=interp))
+            frames.append((x1, y1, (x2 - x1) / size, (y2 - y1) / size))
+        thresholds = (min(0.95, self.thresholds[0] + self.REGION_PNET_MARGIN),) + self.thresholds[1:]
+        if self._region_cascade is None:  # its own networks: searches run beside full-frame detection
+            # Tighter NMS and P-Net threshold than a full frame: a region holds one face or a few,
+            # and R-Net's crops are most of its time (on 177 faces of 4 shared clips, 171 found as
+            # with the full-frame defaults, 174; 8 ms a region here instead of 20).
+            self._region_cascade = Cascade(self.device, self.options.backend, pack_levels=True, nms=(0.5, 0.5))
+        out: list[list[Detection]] = []
+        for start in range(0, len(crops), 64):
+            results = self._region_cascade(np.stack(crops[start:start + 64]), self.REGION_MIN_FACE,
+                                           thresholds, self.options.factor)
+            for (x0, y0, sx, sy), (b, p) in zip(frames[start:start + 64], results):
+                dets = []
+                for row, pts in zip(b, p):
+                    box = Box(x0 + row[0] * sx, y0 + row[1] * sy, x0 + row[2] * sx, y0 + row[3] * sy)
+                    if box.width > 1 and box.height > 1:
+                        lms = tuple((x0 + float(px) * sx, y0 + float(py) * sy) for px, py in pts)
+                        dets.append(Detection(box=box, score=float(row[4]), landmarks=lms))
+                out.append(dets)
+        return out
 
     def _detect_batch(self, batch: np.ndarray, min_face: int, scale: float) -> list[list[Detection]]:
         results = self.cascade(batch, min_face, self.thresholds, self.options.factor)

@@ -190,6 +190,15 @@ def _nms_min(boxes: np.ndarray, scores: np.ndarray, inds: np.ndarray, threshold:
     return np.array(sorted(keep), dtype=np.int64)
 
 
+def _top_per_image(scores: np.ndarray, inds: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` highest scores of each image, in their original order."""
+    order = np.lexsort((-scores, inds))  # by image, best first
+    sorted_inds = inds[order]
+    first = np.searchsorted(sorted_inds, sorted_inds, side="left")
+    rank = np.arange(len(order)) - first
+    return np.sort(order[rank < k])
+
+
 def _pyramid_scales(h: int, w: int, min_size: float, factor: float) -> list[float]:
     m = 12.0 / min_size
     minl = min(h, w) * m
@@ -241,9 +250,11 @@ class Cascade:
     """P-Net, R-Net, O-Net and the frames' representation for one backend and device.
 
     `Cascade("cpu")` is the OpenCV backend and does not import PyTorch; anything else loads
-    facenet-pytorch's modules (its weights ship inside its wheel)."""
+    facenet-pytorch's modules (its weights ship inside its wheel). `pack_levels` runs P-Net once on
+    all pyramid levels (see `_pnet_maps`): for small images such as region searches."""
 
-    def __init__(self, device: str = "cpu", backend: str = "auto"):
+    def __init__(self, device: str = "cpu", backend: str = "auto", pack_levels: bool = False,
+                 nms: tuple[float, float] = (0.7, 0.7), onet_per_image: int = 0):
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r} (one of {', '.join(BACKENDS)})")
         on_cpu = str(device) == "cpu"
@@ -251,6 +262,9 @@ class Cascade:
         if backend == "opencv" and not (on_cpu and have_onnx):
             raise ValueError("the opencv detector backend needs the CPU and the ONNX files in " + ONNX_DIR)
         self.device = str(device)
+        self.pack_levels = pack_levels
+        self.nms = nms  # IoU thresholds of the NMS across pyramid levels and after R-Net
+        self.onet_per_image = onet_per_image  # >0: only this many R-Net boxes per image go on to O-Net
         self.backend = "opencv" if on_cpu and backend != "torch" and have_onnx else "torch"
         if self.backend == "opencv":
             self.nets = tuple(CvNet(n) for n in _OUTPUTS)
@@ -260,6 +274,28 @@ class Cascade:
             mtcnn = MTCNN(device=self.device).eval()
             self.nets = tuple(TorchNet(getattr(mtcnn, n), channels_last=on_cpu, pad_batches=on_cpu and n != "pnet")
                               for n in _OUTPUTS)
+
+    def _pnet_maps(self, images, h: int, w: int, scales: list[float]):
+        """P-Net's (regression, probability) maps for each pyramid level. With `pack_levels`, the
+        levels are laid side by side on one canvas (at even offsets: the net's stride is 2) and the
+        net runs once; each level's map is the part of the output whose 12 px windows lie inside that
+        level. That drops at most the last, half-outside window of a level, and saves the fixed cost
+        of one call per level, most of the work for small images (region searches)."""
+        pnet = self.nets[0]
+        sizes = [(int(h * s + 1), int(w * s + 1)) for s in scales]
+        if not self.pack_levels or len(scales) < 2 or self.backend != "opencv":
+            for sh, sw in sizes:
+                yield pnet(images.level(sh, sw))
+            return
+        levels = [images.level(sh, sw) for sh, sw in sizes]
+        offsets = np.cumsum([0] + [sw + (sw & 1) for _, sw in sizes])
+        canvas = np.zeros((levels[0].shape[0], 3, sizes[0][0], int(offsets[-1])), np.float32)
+        for lv, off, (sh, sw) in zip(levels, offsets, sizes):
+            canvas[:, :, :sh, off:off + sw] = lv
+        reg, prob = pnet(canvas)
+        for off, (sh, sw) in zip(offsets, sizes):
+            rows, cols, c0 = (sh - 12) // 2 + 1, (sw - 12) // 2 + 1, off // 2
+            yield reg[:, :, :rows, c0:c0 + cols], prob[:, :, :rows, c0:c0 + cols]
 
     def images(self, frames: np.ndarray):
         return CvImages(frames) if self.backend == "opencv" else TorchImages(frames, self.device)
@@ -279,14 +315,13 @@ class Cascade:
 
         # Stage 1: P-Net over the pyramid.
         cands, cand_inds = [], []
-        for scale in scales:
-            reg, prob = pnet(images.level(int(h * scale + 1), int(w * scale + 1)))
+        for scale, (reg, prob) in zip(scales, self._pnet_maps(images, h, w, scales)):
             boxes, inds = _generate(reg, prob[:, 1], scale, thresholds[0])
             keep = _nms(boxes[:, :4], boxes[:, 4], inds, 0.5)
             cands.append(boxes[keep])
             cand_inds.append(inds[keep])
         boxes, inds = np.concatenate(cands), np.concatenate(cand_inds)
-        keep = _nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+        keep = _nms(boxes[:, :4], boxes[:, 4], inds, self.nms[0])
         boxes, inds = boxes[keep], inds[keep]
         bw = boxes[:, 2] - boxes[:, 0]
         bh = boxes[:, 3] - boxes[:, 1]
@@ -306,7 +341,9 @@ class Cascade:
         inds, reg = inds[ok], reg[ok]
         if len(boxes) == 0:
             return empty
-        keep = _nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+        keep = _nms(boxes[:, :4], boxes[:, 4], inds, self.nms[1])
+        if self.onet_per_image:  # the best few per image (region searches look for one face)
+            keep = keep[_top_per_image(boxes[keep, 4], inds[keep], self.onet_per_image)]
         boxes = _square(_regress(boxes[keep], reg[keep]))
         inds = inds[keep]
 

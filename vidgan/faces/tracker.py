@@ -16,8 +16,9 @@ box, with a centre-distance fallback for fast motion.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -87,6 +88,62 @@ def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
+class Search:
+    """Where to look for a track's face on frames the full-frame detector skipped or missed it.
+
+    The search starts from `box` as seen in frame `origin`, moving at `velocity` px per frame
+    (zero, unknown, for a new track). A lost track first looks in `probe` (the searched frame that
+    missed it): found there, the track goes on and the frames before are interpolated as usual.
+    Otherwise the search walks `frames` in order (nearest to the known detection first) until the
+    face is not found; every find moves the start (`move`), so the guess follows the face."""
+
+    track_id: int
+    frames: list[int]
+    box: Box
+    origin: int
+    velocity: tuple[float, float] = (0.0, 0.0)
+    probe: Optional[int] = None
+    _step: int = field(default=0, repr=False)
+
+    # A searched region is this many box sizes wide, plus a quarter box per frame from the start.
+    REGION = 2.75
+    REGION_PER_FRAME = 0.25
+
+    def guess(self, index: int) -> Box:
+        dt = index - self.origin
+        return _shift(self.box, self.velocity[0] * dt, self.velocity[1] * dt)
+
+    def region(self, index: int) -> Box:
+        """The square searched in frame `index`, centred on the guess."""
+        g = self.guess(index)
+        side = max(g.width, g.height) * min(2 * self.REGION, self.REGION + self.REGION_PER_FRAME * abs(index - self.origin))
+        cx, cy = g.center
+        return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+    def move(self, index: int, box: Box) -> None:
+        dt = index - self.origin
+        self.velocity = ((box.center[0] - self.box.center[0]) / dt, (box.center[1] - self.box.center[1]) / dt)
+        self.box, self.origin = box, index
+
+    def next_frame(self) -> Optional[int]:
+        """The frame to search next (None: done)."""
+        if self.probe is not None:
+            return self.probe
+        return self.frames[self._step] if self._step < len(self.frames) else None
+
+    def found(self, hit: bool) -> None:
+        """What the search of `next_frame()` gave."""
+        if self.probe is not None:
+            self.probe = None
+            if hit:  # the track goes on: nothing to walk
+                self._step = len(self.frames)
+        elif hit:
+            self._step += 1
+        else:
+            self._step = len(self.frames)
+
+
+@dataclass
 class _TrackState:
     track: Track
     velocity: tuple[float, float] = (0.0, 0.0)  # px per frame of the box centre
@@ -105,6 +162,20 @@ class _TrackState:
         obs[index] = det
         self.sorted_frames.append(index)
 
+    def insert(self, index: int, det: Detection) -> None:
+        """A detection found later by a region search, possibly before frames already observed."""
+        if not self.sorted_frames or index > self.sorted_frames[-1]:
+            self.add(index, det)
+        else:  # found back in time: the motion is now known from the newest few frames
+            obs = self.track.observations
+            obs[index] = det
+            bisect.insort(self.sorted_frames, index)
+            last = self.sorted_frames[-1]
+            first = next(i for i in self.sorted_frames if i >= last - 6)
+            if first < last:
+                (ax, ay), (bx, by) = obs[first].box.center, obs[last].box.center
+                self.velocity = ((bx - ax) / (last - first), (by - ay) / (last - first))
+
     def predict(self, index: int) -> Box:
         last = self.sorted_frames[-1]
         dt = index - last
@@ -121,41 +192,47 @@ class Tracker:
         self._next_id = 1
         self._next_render = 0
         self._latest = -1
+        self._last_searched = -1
         self.summaries: dict[int, dict] = {}  # track id -> first/last/detections/max score
 
     # -- association -------------------------------------------------------------------------
     def _active(self, index: int) -> list[_TrackState]:
         return [s for s in self._states if index - s.sorted_frames[-1] <= self.options.max_gap + 1]
 
-    def update(self, index: int, detections: Iterable[Detection]) -> list[tuple[int, list[TrackBox]]]:
+    def update(self, index: int, detections: Iterable[Detection],
+               searched: bool = True) -> list[tuple[int, list[TrackBox]]]:
+        """`observe` then `ready`, with no regions searched (the search requests are dropped)."""
+        self.observe(index, detections, searched)
+        return self.ready()
+
+    def observe(self, index: int, detections: Iterable[Detection], searched: bool = True) -> list[Search]:
+        """Take frame `index`'s detections (`searched=False`: the detector skipped this frame) and
+        return where to look for known faces: back from each new track through the frames skipped
+        since the previous searched one; for each track seen since then and missed here, in this
+        frame and then forward. Answer with `follow` before calling `ready`."""
         if index != self._latest + 1:
             raise ValueError(f"frames must arrive in order: expected {self._latest + 1}, got {index}")
         self._latest = index
+        if not searched:
+            return []
         dets = [d for d in detections if d.score >= self.options.min_score]
         active = self._active(index)
         matched_dets: set[int] = set()
+        matched_tracks: set[int] = set()
         if active and dets:
             cost = np.full((len(active), len(dets)), 10.0)
             for i, st in enumerate(active):
                 pred = st.predict(index)
-                size = max(pred.width, pred.height, 1.0)
                 for j, d in enumerate(dets):
-                    iou = pred.iou(d.box)
-                    if iou >= self.options.iou_threshold:
-                        cost[i, j] = 1.0 - iou
-                    else:
-                        dx = d.box.center[0] - pred.center[0]
-                        dy = d.box.center[1] - pred.center[1]
-                        dist = (dx * dx + dy * dy) ** 0.5 / size
-                        ratio = max(d.box.width, 1.0) / max(pred.width, 1.0)
-                        if dist < 0.6 and 0.5 < ratio < 2.0:
-                            cost[i, j] = 1.0 + dist
+                    cost[i, j] = self._cost(pred, d.box)
             rows, cols = _assign(cost)
             for i, j in zip(rows, cols):
                 if cost[i, j] < 10.0:
                     active[i].add(index, dets[j])
                     matched_dets.add(j)
+                    matched_tracks.add(id(active[i]))
                     self._summarise(active[i].track.track_id, index, dets[j])
+        born = []
         for j, d in enumerate(dets):
             if j not in matched_dets:
                 st = _TrackState(Track(self._next_id))
@@ -163,14 +240,82 @@ class Tracker:
                 st.add(index, d)
                 self._states.append(st)
                 self._summarise(st.track.track_id, index, d)
+                born.append(st)
+        prev, self._last_searched = self._last_searched, index
+        skipped = list(range(max(prev + 1, self._next_render), index))
+        out = [Search(st.track.track_id, skipped[::-1], st.track.observations[index].box, index)
+               for st in born if skipped]
+        for st in active:  # seen since the previous searched frame, missed here
+            last = st.sorted_frames[-1]
+            if id(st) not in matched_tracks and last >= prev and last < index:
+                out.append(Search(st.track.track_id, list(range(max(last + 1, self._next_render), index)),
+                                  st.track.observations[last].box, last, st.velocity, probe=index))
+        return out
+
+    def follow(self, searches: Sequence[Search], image: Callable[[int], np.ndarray],
+               search_fn: Callable[[list, list], list]) -> int:
+        """Answer `observe`'s searches: one frame per search per round, all regions of a round in one
+        `search_fn(images, regions)` call (the detector's `search`). A walk stops at the first frame
+        without its face (it has left or turned away there: from then on the track's held box covers
+        it, as without a search). Returns how many frames got a detection."""
+        added, alive = 0, [s for s in searches if s.next_frame() is not None]
+        while alive:
+            jobs = [(s, s.next_frame()) for s in alive]
+            found = search_fn([image(i) for _, i in jobs], [s.region(i) for s, i in jobs])
+            for (s, i), dets in zip(jobs, found):
+                hit = self.extend(s, i, dets)
+                s.found(hit)
+                added += hit
+            alive = [s for s in alive if s.next_frame() is not None]
+        return added
+
+    def extend(self, search: Search, index: int, dets: Sequence[Detection]) -> bool:
+        """Add to `search`'s track the detection in frame `index` that fits its guessed box, unless
+        another track already holds that face; the search's guess then follows the face."""
+        st = next((s for s in self._states if s.track.track_id == search.track_id), None)
+        if st is None or index < self._next_render or index in st.track.observations:
+            return False
+        pred = search.guess(index)
+        others = [b.box for o in self._states if o is not st
+                  for b in [self._box_at(o, index)] if b is not None and b.kind != "held"]
+        best = None
+        for d in dets:
+            c = self._cost(pred, d.box, loose=True)
+            if c < 10.0 and not any(d.box.iou(b) >= 0.4 for b in others) and (best is None or c < best[0]):
+                best = (c, d)
+        if best is None:
+            return False
+        search.move(index, best[1].box)
+        st.insert(index, best[1])
+        self._summarise(st.track.track_id, index, best[1])
+        return True
+
+    def ready(self) -> list[tuple[int, list[TrackBox]]]:
+        """The frames that are final now, in order, with their boxes."""
         ready = []
-        while self._next_render <= index - self.options.lookahead:
+        while self._next_render <= self._latest - self.options.lookahead:
             ready.append((self._next_render, self._render(self._next_render)))
             self._next_render += 1
         self._prune()
         return ready
 
+    def _cost(self, pred: Box, box: Box, loose: bool = False) -> float:
+        """Association cost of a detection against a track's predicted box (10: no match). A region
+        search (`loose`) accepts a centre up to a box size away: its guess is rougher."""
+        iou = pred.iou(box)
+        if iou >= self.options.iou_threshold:
+            return 1.0 - iou
+        size = max(pred.width, pred.height, 1.0)
+        dx = box.center[0] - pred.center[0]
+        dy = box.center[1] - pred.center[1]
+        dist = (dx * dx + dy * dy) ** 0.5 / size
+        ratio = max(box.width, 1.0) / max(pred.width, 1.0)
+        if dist < (1.0 if loose else 0.6) and 0.5 < ratio < 2.0:
+            return 1.0 + dist
+        return 10.0
+
     def flush(self) -> list[tuple[int, list[TrackBox]]]:
+        """Every frame not yet returned (the end of the input)."""
         ready = []
         while self._next_render <= self._latest:
             ready.append((self._next_render, self._render(self._next_render)))
