@@ -129,3 +129,6 @@ def test_region_search_finds_the_face_a_full_frame_search_found():
     corner = Box(-40.0, h - 60.0, 60.0, h + 40.0)  # half outside the frame, on the floor
     assert det.search([frames[0]], [corner]) == [[]]
     assert det.search([], []) == []
+    # plain floats, as from detect (boxes go to JSON track files)
+    assert all(type(v) is float for dets in found for d in dets
+               for v in (d.box.x1, d.box.y2, d.score, *d.landmarks[0]))

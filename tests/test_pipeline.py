@@ -334,3 +334,36 @@ def test_detector_error_in_its_thread_reaches_the_caller(make_clip_in, tmp_path)
             break
         time.sleep(0.1)
     assert not _vidgan_threads()
+
+
+class _LateFaceDetector(_CountingDetector):
+    """A stand-in whose face shows up from its `first`-th searched frame on; region searches find it
+    wherever they look and are recorded."""
+
+    def __init__(self, first: int):
+        super().__init__()
+        self.first, self.regions = first, []
+
+    def detect(self, images):
+        start = len(self.seen)
+        self.seen.extend(im.shape for im in images)
+        return [[self.face] if start + k >= self.first else [] for k in range(len(images))]
+
+    def search(self, images, regions):
+        self.regions.extend(regions)
+        return [[self.face] for _ in images]
+
+
+def test_sparse_detection_searches_the_last_frame_and_follows_new_faces_back(make_clip_in, tmp_path):
+    """With the detector on every 3rd frame, the last frame is searched too (a face that appears in
+    the last frames is not left to chance), and a face first found at frame 12 is looked for in the
+    skipped frames 11 and 10 (found there, so the search goes on no further)."""
+    src = make_clip_in("c.mp4", frames=38, width=64, height=48)
+    out = str(tmp_path / "o.mp4")
+    det = _LateFaceDetector(first=4)  # searched frames 0, 3, 6, 9, 12, ...: the face from frame 12
+    opts = AnonymizeOptions(detector=DetectorOptions(batch_size=8), detect_every=3)
+    report = Pipeline(opts, detector=det).anonymize(src, out)
+    assert report.frames == 38 and report.detect_every == 3
+    assert len(det.seen) == 14  # frames 0, 3, ..., 36 and the last one, 37
+    assert report.faces == 10 and report.region_faces == 2 and len(det.regions) == 2
+    assert report.tracks == 1

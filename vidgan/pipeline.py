@@ -52,11 +52,13 @@ class AnonymizeOptions:
     gan_model: Any = "deid"  # gan mode: generator name in models/, a path (vidgan train deid), or a loaded generator
     gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
 
-    # `detect_every=0` picks the stride from the frame rate so the detector still runs at least
-    # AUTO_DETECT_HZ times a second (every 3rd frame at 24-30 fps, every frame at 15 fps and below).
-    # Between detections the tracker interpolates each face's box (and holds/backfills at the ends),
-    # so a face is covered on every frame; the leak benchmark (docs/benchmarks.md) checks this.
-    AUTO_DETECT_HZ = 8.0
+    # `detect_every=0` picks the stride from the frame rate so the detector still searches whole
+    # frames at least AUTO_DETECT_HZ times a second (every 5th frame at 25-29.97 fps, 6th at 30,
+    # every 2nd at 10-14 fps, every frame below 10). Between them the tracker interpolates each
+    # face's box; where a track starts or ends, the frames between are searched around it
+    # (region searches), so a face is covered from its first frame to its last. The leak benchmark
+    # (docs/benchmarks.md) checks this.
+    AUTO_DETECT_HZ = 5.0
 
     def __post_init__(self):
         if self.mode not in OPERATIONS:

@@ -162,7 +162,8 @@ class FaceDetector:
             for (x0, y0, sx, sy), (b, p) in zip(frames[start:start + 64], results):
                 dets = []
                 for row, pts in zip(b, p):
-                    box = Box(x0 + row[0] * sx, y0 + row[1] * sy, x0 + row[2] * sx, y0 + row[3] * sy)
+                    rx1, ry1, rx2, ry2 = (float(v) for v in row[:4])
+                    box = Box(x0 + rx1 * sx, y0 + ry1 * sy, x0 + rx2 * sx, y0 + ry2 * sy)
                     if box.width > 1 and box.height > 1:
                         lms = tuple((x0 + float(px) * sx, y0 + float(py) * sy) for px, py in pts)
                         dets.append(Detection(box=box, score=float(row[4]), landmarks=lms))
