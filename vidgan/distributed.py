@@ -210,10 +210,8 @@ class AnonymizeWork(FileWork):
     def _context_needed(self, table: PacketTable) -> float:
         """Seconds of context the tracker needs so frames next to a cut get the boxes a whole-file
         run gives them: history for gaps and holds, lookahead for back-fill, plus smoothing."""
-        from .faces import TrackerOptions
-
         fps = (len(table.pts) - 1) / table.duration if table.duration > 0 else 30.0
-        t = self.options.tracker or TrackerOptions.for_fps(fps)
+        t = self.options.tracker_options(fps)
         frames = max(t.lookahead, max(t.max_gap, t.hold) + t.smooth + 1) + 2
         return frames / fps
 

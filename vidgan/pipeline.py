@@ -76,6 +76,13 @@ class AnonymizeOptions:
             return 1
         return max(1, int(fps // self.AUTO_DETECT_HZ))
 
+    def tracker_options(self, fps: Optional[float]) -> TrackerOptions:
+        """The tracker's windows: the user's, or derived from the frame rate; never a `max_gap` under
+        two strides (one missed full-frame detection must not split a track)."""
+        t = self.tracker or TrackerOptions.for_fps(fps or 30.0)
+        stride = self.detect_stride(fps)
+        return t if t.max_gap >= 2 * stride else replace(t, max_gap=2 * stride)
+
     def make_operation(self) -> Operation:
         if self.mode == "blur":
             return OPERATIONS["blur"](self.mask, strength=self.blur_strength)
@@ -242,10 +249,7 @@ class Pipeline:
         rate = float(info.average_rate) if info.average_rate else None
         stride = opts.detect_stride(rate)
         report.detect_every = stride
-        tracker_opts = opts.tracker or TrackerOptions.for_fps(rate or 30.0)
-        if tracker_opts.max_gap < 2 * stride:  # one missed detection must not split a track
-            tracker_opts = replace(tracker_opts, max_gap=2 * stride)
-        tracker = Tracker(tracker_opts)
+        tracker = Tracker(opts.tracker_options(rate))
         pending: dict[int, Frame] = {}
         bs = opts.detector.batch_size
         # Detection runs in its own thread, one batch ahead of the tracker and the operation here
