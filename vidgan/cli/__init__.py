@@ -75,8 +75,9 @@ def add_detector_args(p: argparse.ArgumentParser, auto_stride: bool = False) -> 
                    help="where MTCNN runs (default auto: the GPU when there is one)")
     if auto_stride:
         g.add_argument("--detect-every", type=_non_negative_int, default=0, metavar="N",
-                       help="run the detector on every N-th frame; tracking covers the frames between "
-                            "(default 0 = auto: at least 8 times a second, i.e. every 3rd frame at 24-30 fps)")
+                       help="search whole frames on every N-th frame (and the last); the tracker covers the "
+                            "frames between and searches around each face where it appears or leaves "
+                            "(default 0 = auto: at least 5 times a second, every 5th frame at 25-29.97 fps)")
     else:
         g.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
                        help="run the detector on every N-th frame; tracking covers the rest (default 1)")
