@@ -132,3 +132,22 @@ def test_region_search_finds_the_face_a_full_frame_search_found():
     # plain floats, as from detect (boxes go to JSON track files)
     assert all(type(v) is float for dets in found for d in dets
                for v in (d.box.x1, d.box.y2, d.score, *d.landmarks[0]))
+
+
+def test_packed_pnet_levels_equal_one_call_per_level():
+    """Region searches run P-Net once over all pyramid levels laid side by side: each level's map must
+    be what P-Net gives on that level alone (every window that lies inside the level)."""
+    from vidgan.faces.mtcnn import _pyramid_scales
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8)
+    scales = _pyramid_scales(80, 80, 12, 0.709)
+    assert len(scales) >= 5
+    plain, packed = Cascade("cpu"), Cascade("cpu", pack_levels=True)
+    pairs = zip(plain._pnet_maps(plain.images(frames), 80, 80, scales),
+                packed._pnet_maps(packed.images(frames), 80, 80, scales))
+    for (reg_a, prob_a), (reg_b, prob_b) in pairs:
+        rows, cols = prob_b.shape[2:]
+        assert prob_a.shape[2] - rows in (0, 1) and prob_a.shape[3] - cols in (0, 1)
+        assert np.allclose(prob_a[:, :, :rows, :cols], prob_b, atol=1e-4)
+        assert np.allclose(reg_a[:, :, :rows, :cols], reg_b, atol=1e-4)

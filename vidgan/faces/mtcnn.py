@@ -190,15 +190,6 @@ def _nms_min(boxes: np.ndarray, scores: np.ndarray, inds: np.ndarray, threshold:
     return np.array(sorted(keep), dtype=np.int64)
 
 
-def _top_per_image(scores: np.ndarray, inds: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the `k` highest scores of each image, in their original order."""
-    order = np.lexsort((-scores, inds))  # by image, best first
-    sorted_inds = inds[order]
-    first = np.searchsorted(sorted_inds, sorted_inds, side="left")
-    rank = np.arange(len(order)) - first
-    return np.sort(order[rank < k])
-
-
 def _pyramid_scales(h: int, w: int, min_size: float, factor: float) -> list[float]:
     m = 12.0 / min_size
     minl = min(h, w) * m
@@ -254,7 +245,7 @@ class Cascade:
     all pyramid levels (see `_pnet_maps`): for small images such as region searches."""
 
     def __init__(self, device: str = "cpu", backend: str = "auto", pack_levels: bool = False,
-                 nms: tuple[float, float] = (0.7, 0.7), onet_per_image: int = 0):
+                 nms: tuple[float, float] = (0.7, 0.7)):
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r} (one of {', '.join(BACKENDS)})")
         on_cpu = str(device) == "cpu"
@@ -264,7 +255,6 @@ class Cascade:
         self.device = str(device)
         self.pack_levels = pack_levels
         self.nms = nms  # IoU thresholds of the NMS across pyramid levels and after R-Net
-        self.onet_per_image = onet_per_image  # >0: only this many R-Net boxes per image go on to O-Net
         self.backend = "opencv" if on_cpu and backend != "torch" and have_onnx else "torch"
         if self.backend == "opencv":
             self.nets = tuple(CvNet(n) for n in _OUTPUTS)
@@ -342,8 +332,6 @@ class Cascade:
         if len(boxes) == 0:
             return empty
         keep = _nms(boxes[:, :4], boxes[:, 4], inds, self.nms[1])
-        if self.onet_per_image:  # the best few per image (region searches look for one face)
-            keep = keep[_top_per_image(boxes[keep, 4], inds[keep], self.onet_per_image)]
         boxes = _square(_regress(boxes[keep], reg[keep]))
         inds = inds[keep]
 
