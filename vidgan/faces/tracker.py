@@ -12,6 +12,11 @@ t + lookahead are known. That lets it
 
 Association is a linear assignment (scipy) on a cost built from IoU against each track's predicted
 box, with a centre-distance fallback for fast motion.
+
+When the detector skips frames, `observe` also says where to look for known faces in them (a
+`Search`: back from a new track, forward from a lost one) and `follow` runs those searches through
+a region detector (`FaceDetector.search`) one frame at a time until the face is not found, so the
+frames where a face enters or leaves get real boxes instead of held guesses.
 """
 
 from __future__ import annotations
