@@ -437,3 +437,22 @@ def test_a_search_does_not_take_another_tracks_face():
                 assert any(tb.box.iou(b) > 0.7 for b in truth[i])
     last_detected = max(i for i in range(42) for tb in out[i] if tb.kind == "detected" and tb.box.x1 < 350)
     assert last_detected == 26
+
+
+def test_a_face_that_speeds_up_keeps_one_track():
+    """The face speeds up from 10 to 40 px a frame after frame 6: at frame 12 the whole-frame detection
+    is too far from the prediction and starts a new track. The lost track's forward search and the new
+    track's backward search meet in between; they are one face, so they become one track (one id,
+    e.g. one fake identity in gan mode), with real boxes on the frames in between."""
+    def x(i):
+        return 100 + 10 * min(i, 6) + 40 * max(0, i - 6)
+
+    truth = {i: [Box(x(i), 300, x(i) + 90, 420)] for i in range(0, 19)}
+    out, searched = sparse_run(truth, 19, 6)
+    ids = {tb.track_id for i in range(19) for tb in out[i]}
+    assert len(ids) == 1
+    for i in range(19):
+        (tb,) = out[i]
+        assert contains(tb.box, truth[i][0], tol=0.5), (i, tb)  # smoothed boxes are grown, never cut
+        if 7 <= i <= 11:  # the frames in between were searched: real boxes, not interpolated
+            assert tb.kind == "detected"

@@ -108,6 +108,7 @@ class Search:
     origin: int
     velocity: tuple[float, float] = (0.0, 0.0)
     probe: Optional[int] = None
+    forward: bool = True  # from a lost track (forward in time) or a new one (back)
     _step: int = field(default=0, repr=False)
 
     # A searched region is this many box sizes wide, plus a quarter box per frame from the start.
@@ -248,7 +249,7 @@ class Tracker:
                 born.append(st)
         prev, self._last_searched = self._last_searched, index
         skipped = list(range(max(prev + 1, self._next_render), index))
-        out = [Search(st.track.track_id, skipped[::-1], st.track.observations[index].box, index)
+        out = [Search(st.track.track_id, skipped[::-1], st.track.observations[index].box, index, forward=False)
                for st in born if skipped]
         for st in active:  # seen since the previous searched frame, missed here
             last = st.sorted_frames[-1]
@@ -272,7 +273,35 @@ class Tracker:
                 s.found(hit)
                 added += hit
             alive = [s for s in alive if s.next_frame() is not None]
+        self._join_met(searches)
         return added
+
+    def _join_met(self, searches: Sequence[Search]) -> None:
+        """A lost track and a new one whose searches met (the lost one's last find right before the
+        new one's first, boxes overlapping) are one face whose association failed: the new track's
+        detections join the lost one, so the face keeps one id. Only labels change, no box."""
+        lost = [s for s in searches if s.forward]
+        born = {s.track_id for s in searches if not s.forward}
+        states = {st.track.track_id: st for st in self._states}
+        for s in lost:
+            a = states.get(s.track_id)
+            if a is None:
+                continue
+            k = a.sorted_frames[-1]
+            for b in [states[t] for t in born if t in states and t != s.track_id]:
+                m = b.sorted_frames[0]
+                if m == k + 1 and b.track.observations[m].box.iou(a.track.observations[k].box) >= 0.3:
+                    for index in b.sorted_frames:
+                        a.insert(index, b.track.observations[index])
+                    self._states.remove(b)
+                    del states[b.track.track_id]
+                    born.discard(b.track.track_id)
+                    old = self.summaries.pop(b.track.track_id)
+                    mine = self.summaries[a.track.track_id]
+                    mine["first"], mine["last"] = min(mine["first"], old["first"]), max(mine["last"], old["last"])
+                    mine["detections"] += old["detections"]
+                    mine["max_score"] = max(mine["max_score"], old["max_score"])
+                    break
 
     def extend(self, search: Search, index: int, dets: Sequence[Detection]) -> bool:
         """Add to `search`'s track the detection in frame `index` that fits its guessed box, unless
@@ -331,7 +360,7 @@ class Tracker:
     def _summarise(self, tid: int, index: int, det: Detection) -> None:
         s = self.summaries.setdefault(tid, {"id": tid, "first": index, "last": index,
                                             "detections": 0, "max_score": 0.0})
-        s["last"] = index
+        s["first"], s["last"] = min(s["first"], index), max(s["last"], index)
         s["detections"] += 1
         s["max_score"] = round(max(s["max_score"], det.score), 4)
 
