@@ -279,7 +279,8 @@ class Tracker:
     def _join_met(self, searches: Sequence[Search]) -> None:
         """A lost track and a new one whose searches met (the lost one's last find right before the
         new one's first, boxes overlapping) are one face whose association failed: the new track's
-        detections join the lost one, so the face keeps one id. Only labels change, no box."""
+        detections join the lost one, so the face keeps one id. Every detection stays covered; only the
+        guesses around the seam go (the lost one's held boxes, the new one's back-fill)."""
         lost = [s for s in searches if s.forward]
         born = {s.track_id for s in searches if not s.forward}
         states = {st.track.track_id: st for st in self._states}
@@ -294,8 +295,7 @@ class Tracker:
                     for index in b.sorted_frames:
                         a.insert(index, b.track.observations[index])
                     self._states.remove(b)
-                    del states[b.track.track_id]
-                    born.discard(b.track.track_id)
+                    del states[b.track.track_id]  # joined: no other lost track can take it
                     old = self.summaries.pop(b.track.track_id)
                     mine = self.summaries[a.track.track_id]
                     mine["first"], mine["last"] = min(mine["first"], old["first"]), max(mine["last"], old["last"])
