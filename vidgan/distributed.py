@@ -204,7 +204,7 @@ class AnonymizeWork(FileWork):
         context = max(context, self._context_needed(table))
         rate = probe(path).average_rate
         stride = self.options.detect_stride(float(rate) if rate else None)
-        align = math.lcm(stride, self.options.detector.batch_size)
+        align = math.lcm(stride * self.options.full_res_period(), self.options.detector.batch_size)
         return SegmentReader(path, table, segment, before=context, after=context, align=align)
 
     def _context_needed(self, table: PacketTable) -> float:

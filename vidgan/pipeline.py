@@ -49,6 +49,7 @@ class AnonymizeOptions:
     keep_tracks: frozenset[int] = frozenset()  # track ids left visible
     tracks_file: Optional[str] = None  # render boxes from a `vidgan detect` JSON instead of detecting
     detect_every: int = 0  # run the detector on every n-th frame (tracking fills the rest); 0: auto
+    full_res_every: int = 0  # of those, every n-th at the full working resolution, the rest at half; 0: auto
     gan_model: Any = "deid"  # gan mode: generator name in models/, a path (vidgan train deid), or a loaded generator
     gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
 
@@ -59,6 +60,11 @@ class AnonymizeOptions:
     # (region searches), so a face is covered from its first frame to its last. The leak benchmark
     # (docs/benchmarks.md) checks this.
     AUTO_DETECT_HZ = 5.0
+    # With the auto stride, every 2nd whole-frame search runs at the working resolution and the
+    # others at half of it (`FaceDetector.detect(coarse=True)`: faces of at least twice the minimum
+    # size, in about a third of the time). A smaller face is found by the next full-resolution
+    # search and then followed back frame by frame through the frames since the previous one.
+    AUTO_FULL_RES_EVERY = 2
 
     def __post_init__(self):
         if self.mode not in OPERATIONS:
@@ -67,6 +73,8 @@ class AnonymizeOptions:
             raise UsageError("--end must be after --start")
         if self.detect_every < 0:
             raise UsageError("--detect-every must be at least 1 (or 0 for auto)")
+        if self.full_res_every < 0:
+            raise UsageError("--full-res-every must be at least 1 (or 0 for auto)")
 
     def detect_stride(self, fps: Optional[float]) -> int:
         """Run the detector on frames whose index is a multiple of this."""
@@ -76,12 +84,20 @@ class AnonymizeOptions:
             return 1
         return max(1, int(fps // self.AUTO_DETECT_HZ))
 
+    def full_res_period(self) -> int:
+        """Every how many whole-frame searches one runs at the full working resolution (the others
+        look for faces of at least twice the minimum size). Auto: AUTO_FULL_RES_EVERY with the auto
+        stride, every one with a stride the user chose."""
+        if self.full_res_every >= 1:
+            return self.full_res_every
+        return self.AUTO_FULL_RES_EVERY if self.detect_every == 0 else 1
+
     def tracker_options(self, fps: Optional[float]) -> TrackerOptions:
         """The tracker's windows: the user's, or derived from the frame rate; never a `max_gap` under
-        two strides (one missed full-frame detection must not split a track)."""
+        two full-resolution strides (one missed detection of a small face must not split its track)."""
         t = self.tracker or TrackerOptions.for_fps(fps or 30.0)
-        stride = self.detect_stride(fps)
-        return t if t.max_gap >= 2 * stride else replace(t, max_gap=2 * stride)
+        gap = 2 * self.detect_stride(fps) * self.full_res_period()
+        return t if t.max_gap >= gap else replace(t, max_gap=gap)
 
     def make_operation(self) -> Operation:
         if self.mode == "blur":
@@ -257,12 +273,13 @@ class Pipeline:
         # Where a track starts or ends between two searched frames, the frames in between are
         # searched here around the track (Tracker.observe / FaceDetector.search): a face is followed
         # frame by frame into and out of view, not guessed from the nearest detection.
-        for frame, dets, searched in _prefetch(self._detections(frames, stride, bs), stop, bs, "vidgan-detect"):
+        for frame, dets, searched, min_face in _prefetch(self._detections(frames, stride, bs), stop, bs,
+                                                         "vidgan-detect"):
             if stop.is_set():
                 raise Cancelled("cancelled", reader.path)
             pending[frame.index] = frame
             report.faces += len(dets)
-            searches = tracker.observe(frame.index, dets, searched)
+            searches = tracker.observe(frame.index, dets, searched, min_face)
             if searches:
                 report.region_faces += tracker.follow(searches, lambda i: pending[i].image, self.detector.search)
             for idx, boxes in tracker.ready():
@@ -275,17 +292,31 @@ class Pipeline:
         self.last_track_summaries = list(tracker.summaries.values())
 
     def _detections(self, frames: Iterator[Frame], stride: int,
-                    bs: int) -> Iterator[tuple[Frame, list[Detection], bool]]:
-        """Every frame with its detections and whether it was searched, in order. Frames are batched
-        by `bs`; inside the time range every `stride`-th frame is searched, and the last one."""
+                    bs: int) -> Iterator[tuple[Frame, list[Detection], bool, float]]:
+        """Every frame with its detections, whether it was searched and the smallest face its search
+        looked for (0: down to the minimum face size), in order. Frames are batched by `bs`; inside
+        the time range every `stride`-th frame is searched, every `full_res_period()`-th of those
+        (and the last frame) at the full working resolution, the others coarse (where that pays:
+        FaceDetector.coarse_pays)."""
         opts = self.options
+        period = stride * opts.full_res_period()
         batch: list[Frame] = []
 
-        def flush(last: bool) -> list[tuple[Frame, list, bool]]:
+        def flush(last: bool) -> list[tuple[Frame, list, bool, float]]:
+            nonlocal period
+            if period != stride and not self.detector.coarse_pays(batch[0].image.shape[1], batch[0].image.shape[0]):
+                period = stride
             todo = [f for k, f in enumerate(batch)
                     if opts.in_range(f.time) and (f.index % stride == 0 or (last and k == len(batch) - 1))]
-            found = dict(zip((f.index for f in todo), self.detector.detect([f.image for f in todo])))
-            out = [(f, found.get(f.index, []), f.index in found) for f in batch]
+            full = [f for f in todo if f.index % period == 0 or (last and f is batch[-1])]
+            coarse = [f for f in todo if f.index % period != 0 and not (last and f is batch[-1])]
+            found = dict(zip((f.index for f in full), self.detector.detect([f.image for f in full]))) if full else {}
+            smallest = {}
+            if coarse:
+                found.update(zip((f.index for f in coarse), self.detector.detect([f.image for f in coarse], coarse=True)))
+                h, w = coarse[0].image.shape[:2]
+                smallest = dict.fromkeys((f.index for f in coarse), self.detector.smallest_face(w, h, coarse=True))
+            out = [(f, found.get(f.index, []), f.index in found, smallest.get(f.index, 0.0)) for f in batch]
             batch.clear()
             return out
 

@@ -126,6 +126,14 @@ class Search:
         cx, cy = g.center
         return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
+    def reach(self, index: int) -> float:
+        """How far (in box sizes) a find's centre may lie from the guess: at least one box size, and
+        anywhere a face of the guessed size fits inside the region (far from the last find, with an
+        uncertain velocity, the face may be anywhere there)."""
+        g = self.guess(index)
+        ratio = self.region(index).width / max(g.width, g.height, 1.0)
+        return max(1.0, (ratio - 1.0) / 2.0)
+
     def move(self, index: int, box: Box) -> None:
         dt = index - self.origin
         self.velocity = ((box.center[0] - self.box.center[0]) / dt, (box.center[1] - self.box.center[1]) / dt)
@@ -182,6 +190,13 @@ class _TrackState:
                 (ax, ay), (bx, by) = obs[first].box.center, obs[last].box.center
                 self.velocity = ((bx - ax) / (last - first), (by - ay) / (last - first))
 
+    def reach(self, index: int) -> float:
+        """How far (box sizes) a detection's centre may lie from the predicted box: 0.6 a frame after
+        the last detection, more the longer ago that was, more still while the motion is unknown (one
+        detection so far): a face in a crowd seen twice 10 frames apart keeps its track."""
+        dt = index - self.sorted_frames[-1]
+        return min(2.0, 0.6 + (0.15 if len(self.sorted_frames) < 2 else 0.05) * max(0, dt - 1))
+
     def predict(self, index: int) -> Box:
         last = self.sorted_frames[-1]
         dt = index - last
@@ -198,7 +213,7 @@ class Tracker:
         self._next_id = 1
         self._next_render = 0
         self._latest = -1
-        self._last_searched = -1
+        self._searches: list[tuple[int, float]] = []  # recent searched frames: (index, smallest face looked for)
         self.summaries: dict[int, dict] = {}  # track id -> first/last/detections/max score
 
     # -- association -------------------------------------------------------------------------
@@ -211,11 +226,14 @@ class Tracker:
         self.observe(index, detections, searched)
         return self.ready()
 
-    def observe(self, index: int, detections: Iterable[Detection], searched: bool = True) -> list[Search]:
+    def observe(self, index: int, detections: Iterable[Detection], searched: bool = True,
+                min_face: float = 0.0) -> list[Search]:
         """Take frame `index`'s detections (`searched=False`: the detector skipped this frame) and
         return where to look for known faces: back from each new track through the frames skipped
-        since the previous searched one; for each track seen since then and missed here, in this
-        frame and then forward. Answer with `follow` before calling `ready`."""
+        since the previous search that could have found it; for each track seen since then and
+        missed here, in this frame and then forward. `min_face`: this frame's search looked only for
+        faces of at least that many px (a search at reduced resolution); for a track smaller than
+        SEEN times that, the frame counts as skipped. Answer with `follow` before calling `ready`."""
         if index != self._latest + 1:
             raise ValueError(f"frames must arrive in order: expected {self._latest + 1}, got {index}")
         self._latest = index
@@ -228,9 +246,9 @@ class Tracker:
         if active and dets:
             cost = np.full((len(active), len(dets)), 10.0)
             for i, st in enumerate(active):
-                pred = st.predict(index)
+                pred, reach = st.predict(index), st.reach(index)
                 for j, d in enumerate(dets):
-                    cost[i, j] = self._cost(pred, d.box)
+                    cost[i, j] = self._cost(pred, d.box, reach)
             rows, cols = _assign(cost)
             for i, j in zip(rows, cols):
                 if cost[i, j] < 10.0:
@@ -247,16 +265,37 @@ class Tracker:
                 self._states.append(st)
                 self._summarise(st.track.track_id, index, d)
                 born.append(st)
-        prev, self._last_searched = self._last_searched, index
-        skipped = list(range(max(prev + 1, self._next_render), index))
-        out = [Search(st.track.track_id, skipped[::-1], st.track.observations[index].box, index, forward=False)
-               for st in born if skipped]
-        for st in active:  # seen since the previous searched frame, missed here
+        out = []
+        for st in born:  # back through the frames no search could have found it in
+            box = st.track.observations[index].box
+            prev = self._last_search_for(max(box.width, box.height))
+            skipped = list(range(max(prev + 1, self._next_render), index))
+            if skipped:
+                out.append(Search(st.track.track_id, skipped[::-1], box, index, forward=False))
+        for st in active:  # seen since the previous search that could find it, missed here
             last = st.sorted_frames[-1]
-            if id(st) not in matched_tracks and last >= prev and last < index:
+            box = st.track.observations[last].box
+            size = max(box.width, box.height)
+            if id(st) in matched_tracks or last >= index or size < self.SEEN * min_face:
+                continue
+            if last >= self._last_search_for(size):
                 out.append(Search(st.track.track_id, list(range(max(last + 1, self._next_render), index)),
-                                  st.track.observations[last].box, last, st.velocity, probe=index))
+                                  box, last, st.velocity, probe=index))
+        self._searches.append((index, min_face))
+        # older searches than a track can be missing for no longer matter (see _last_search_for)
+        self._searches = [s for s in self._searches if s[0] >= index - self.options.max_gap - 2]
         return out
+
+    # A search that looked for faces of at least `min_face` px is relied on for faces SEEN times that.
+    SEEN = 1.5
+
+    def _last_search_for(self, size: float) -> int:
+        """The latest searched frame (before the current one) whose search could find a face of
+        `size` px; -1 if there is none recent enough to matter."""
+        for index, min_face in reversed(self._searches):
+            if size >= self.SEEN * min_face:
+                return index
+        return -1
 
     def follow(self, searches: Sequence[Search], image: Callable[[int], np.ndarray],
                search_fn: Callable[[list, list], list]) -> int:
@@ -314,7 +353,7 @@ class Tracker:
                   for b in [self._box_at(o, index)] if b is not None and b.kind != "held"]
         best = None
         for d in dets:
-            c = self._cost(pred, d.box, loose=True)
+            c = self._cost(pred, d.box, search.reach(index))
             if c < 10.0 and not any(d.box.iou(b) >= 0.4 for b in others) and (best is None or c < best[0]):
                 best = (c, d)
         if best is None:
@@ -333,9 +372,9 @@ class Tracker:
         self._prune()
         return ready
 
-    def _cost(self, pred: Box, box: Box, loose: bool = False) -> float:
-        """Association cost of a detection against a track's predicted box (10: no match). A region
-        search (`loose`) accepts a centre up to a box size away: its guess is rougher."""
+    def _cost(self, pred: Box, box: Box, reach: float = 0.6) -> float:
+        """Association cost of a detection against a track's predicted box (10: no match): a centre
+        at most `reach` box sizes away (a region search's guess is rougher: `Search.reach`)."""
         iou = pred.iou(box)
         if iou >= self.options.iou_threshold:
             return 1.0 - iou
@@ -344,7 +383,7 @@ class Tracker:
         dy = box.center[1] - pred.center[1]
         dist = (dx * dx + dy * dy) ** 0.5 / size
         ratio = max(box.width, 1.0) / max(pred.width, 1.0)
-        if dist < (1.0 if loose else 0.6) and 0.5 < ratio < 2.0:
+        if dist < reach and 0.5 < ratio < 2.0:
             return 1.0 + dist
         return 10.0
 
