@@ -151,3 +151,22 @@ def test_packed_pnet_levels_equal_one_call_per_level():
         assert prob_a.shape[2] - rows in (0, 1) and prob_a.shape[3] - cols in (0, 1)
         assert np.allclose(prob_a[:, :, :rows, :cols], prob_b, atol=1e-4)
         assert np.allclose(reg_a[:, :, :rows, :cols], reg_b, atol=1e-4)
+
+
+def test_coarse_detection_finds_the_larger_faces():
+    """`detect(coarse=True)` works at half the working resolution: it looks for faces of at least twice
+    the minimum size, and finds those the full search finds (same boxes). Where the working image is
+    small, the pipeline does not use it (`coarse_pays`)."""
+    frames = party_frames(6, 2)
+    det = FaceDetector(DetectorOptions(device="cpu"))
+    h, w = frames[0].shape[:2]
+    assert det.smallest_face(w, h) == 20.0 and det.smallest_face(w, h, coarse=True) == 40.0
+    assert det.coarse_pays(w, h) and not det.coarse_pays(176, 144)
+    full, coarse = det.detect(frames), det.detect(frames, coarse=True)
+    big = [(k, d) for k, dets in enumerate(full) for d in dets if d.score > 0.95 and max(d.box.width, d.box.height) >= 60]
+    assert len(big) >= 2
+    for k, d in big:
+        assert max((e.box.iou(d.box) for e in coarse[k]), default=0.0) > 0.6, d.box
+    for k, dets in enumerate(coarse):  # nothing the full search does not find
+        for e in dets:
+            assert max((d.box.iou(e.box) for d in full[k]), default=0.0) > 0.5, e.box

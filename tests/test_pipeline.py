@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -367,3 +368,33 @@ def test_sparse_detection_searches_the_last_frame_and_follows_new_faces_back(mak
     assert len(det.seen) == 14  # frames 0, 3, ..., 36 and the last one, 37
     assert report.faces == 10 and report.region_faces == 2 and len(det.regions) == 2
     assert report.tracks == 1
+
+
+def test_auto_stride_alternates_full_and_coarse_searches(make_clip_in, tmp_path):
+    """The auto stride at 25 fps searches every 5th frame; every 2nd of those searches (0, 10, 20,
+    ...) and the last frame run at full resolution, the others (5, 15, 25, ...) coarse. A stride the
+    user chose runs every search at full resolution, and so does `full_res_every=1`."""
+    class Detector(_CountingDetector):
+        def __init__(self):
+            super().__init__()
+            self.coarse = 0
+
+        def detect(self, images, coarse=False):
+            self.coarse += len(images) if coarse else 0
+            return super().detect(images)
+
+        def coarse_pays(self, width, height):
+            return True
+
+        def smallest_face(self, width, height, coarse=False):
+            return 60.0 if coarse else 20.0
+
+    src = make_clip_in("c.mp4", frames=38, width=64, height=48, rate=25)
+    for opts, searched, coarse in [(AnonymizeOptions(), 9, 4), (AnonymizeOptions(detect_every=5), 9, 0),
+                                   (AnonymizeOptions(full_res_every=1), 9, 0)]:
+        det = Detector()
+        report = Pipeline(replace(opts, detector=DetectorOptions(batch_size=8)), detector=det).anonymize(
+            src, str(tmp_path / "o.mp4"))
+        assert report.frames == 38 and report.detect_every == 5
+        assert (len(det.seen), det.coarse) == (searched, coarse)  # 0, 5, ..., 35 and 37
+    assert AnonymizeOptions().tracker_options(25.0).max_gap >= 20  # two full-resolution strides

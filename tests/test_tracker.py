@@ -353,11 +353,15 @@ def test_single_row_or_column_assignment_matches_scipy():
 # -- region searches between sparse detections ------------------------------------------------------
 
 
-def sparse_run(truth: dict[int, list[Box]], n: int, stride: int, full_misses: frozenset = frozenset()):
+def sparse_run(truth: dict[int, list[Box]], n: int, stride: int, full_misses: frozenset = frozenset(),
+               period: int = 0, coarse_min_face: float = 0.0):
     """The pipeline's loop on made-up faces: the full-frame detector runs on every `stride`-th frame
-    (and misses the frames in `full_misses`); a region search finds every true face whose centre lies
-    in the region. Returns ({index: [TrackBox]}, [(frame, region)] searched)."""
-    tracker = Tracker(TrackerOptions.for_fps(30, max_gap=2 * stride))
+    (and misses the frames in `full_misses`); with `period`, only every `period`-th frame's search
+    is at full resolution, the others find only faces of at least `coarse_min_face` px; a region
+    search finds every true face whose centre lies in the region. Returns ({index: [TrackBox]},
+    [(frame, region)] searched)."""
+    period = period or stride
+    tracker = Tracker(TrackerOptions.for_fps(30, max_gap=2 * period))
     searched: list = []
 
     def search_fn(images, regions):
@@ -371,8 +375,10 @@ def sparse_run(truth: dict[int, list[Box]], n: int, stride: int, full_misses: fr
     out = {}
     for i in range(n):
         on = i % stride == 0 or i == n - 1
-        dets = [Detection(b, 0.99) for b in truth.get(i, [])] if on and i not in full_misses else []
-        searches = tracker.observe(i, dets, searched=on)
+        min_face = coarse_min_face if on and i % period and i != n - 1 else 0.0
+        dets = [Detection(b, 0.99) for b in truth.get(i, []) if max(b.width, b.height) >= min_face] \
+            if on and i not in full_misses else []
+        searches = tracker.observe(i, dets, searched=on, min_face=min_face)
         tracker.follow(searches, lambda k: k, search_fn)
         out.update(dict(tracker.ready()))
     out.update(dict(tracker.flush()))
@@ -456,3 +462,42 @@ def test_a_face_that_speeds_up_keeps_one_track():
         assert contains(tb.box, truth[i][0], tol=0.5), (i, tb)  # smoothed boxes are grown, never cut
         if 7 <= i <= 11:  # the frames in between were searched: real boxes, not interpolated
             assert tb.kind == "detected"
+
+
+def test_a_small_new_face_is_followed_back_past_a_coarse_search():
+    """Full-resolution searches at 0, 12, 24 and coarse ones (faces of 150 px and more) at 6, 18: a
+    face 120 px tall that entered at frame 4 is first found at 12. Frame 6's search could not have seen
+    it, so the walk back goes on past 6 down to 4 (found) and 3 (not found)."""
+    truth = walker(4, 40)
+    out, searched = sparse_run(truth, 42, 6, period=12, coarse_min_face=150.0)
+    assert [i for i, _ in searched][:9] == [11, 10, 9, 8, 7, 6, 5, 4, 3]
+    for i in range(4, 12):
+        (tb,) = out[i]
+        assert tb.kind == "detected" and tb.box.iou(truth[i][0]) > 0.7
+
+
+def test_a_coarse_search_does_not_count_as_missing_a_small_face():
+    """A face 120 px tall is too small for the coarse searches (6, 18, 30; faces of 130 px and more):
+    not finding it there is no sign it left, so no region search is made, and it keeps one track,
+    interpolated between the full-resolution detections. A 200 px face the coarse search misses is
+    looked for there."""
+    small = walker(0, 41, speed=3.0)
+    out, searched = sparse_run(small, 42, 6, period=12, coarse_min_face=130.0)
+    assert searched == []
+    assert len({tb.track_id for i in range(42) for tb in out[i]}) == 1
+    assert all(out[i] for i in range(42))
+    big = {i: [Box(100 + 3 * i, 100, 300 + 3 * i, 300)] for i in range(42)}
+    out, searched = sparse_run(big, 42, 6, full_misses=frozenset({18}), period=12, coarse_min_face=130.0)
+    assert [i for i, _ in searched] == [18]
+    assert out[18][0].kind == "detected"
+
+
+def test_a_face_seen_once_keeps_its_track_across_a_long_gap():
+    """Seen once at frame 0 (motion unknown), a 90x120 px face has moved 120 px (1 box size) when the
+    next whole-frame search runs at frame 10: close enough to keep its track, so no region search is
+    needed and one id covers it."""
+    truth = walker(0, 20, speed=12.0)
+    out, searched = sparse_run(truth, 21, 10)
+    assert searched == []
+    assert len({tb.track_id for i in range(21) for tb in out[i]}) == 1
+    assert [tb.kind for tb in out[5]] == ["interpolated"]
