@@ -78,6 +78,11 @@ def add_detector_args(p: argparse.ArgumentParser, auto_stride: bool = False) -> 
                        help="search whole frames on every N-th frame (and the last); the tracker covers the "
                             "frames between and searches around each face where it appears or leaves "
                             "(default 0 = auto: at least 5 times a second, every 5th frame at 25-29.97 fps)")
+        g.add_argument("--full-res-every", type=_non_negative_int, default=0, metavar="N",
+                       help="of those searches, every N-th at the full working resolution, the others at "
+                            "half of it (faces of at least twice --min-face; smaller ones are found by "
+                            "the next full search and followed back) (default 0 = auto: 2 with the auto "
+                            "stride, else 1: every search at full resolution)")
     else:
         g.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
                        help="run the detector on every N-th frame; tracking covers the rest (default 1)")
@@ -235,6 +240,7 @@ def _anonymize_options(args):
             blur_strength=args.blur_strength, pixel_blocks=args.blocks, color=color,
             start=args.start, end=args.end, keep_tracks=frozenset(args.keep_track),
             tracks_file=args.tracks, detect_every=args.detect_every,
+            full_res_every=getattr(args, "full_res_every", 0),
             gan_model=getattr(args, "gan_model", "deid"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -459,7 +465,8 @@ def _frame_bar(desc: str, quiet: bool, leave: bool = True):
 def cmd_detect(args) -> int:
     from ..pipeline import AnonymizeOptions, Pipeline
 
-    pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every))
+    pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every,
+                                     full_res_every=args.full_res_every))
     progress, close = _frame_bar(os.path.basename(args.input)[:40], args.quiet)
     try:
         doc = pipe.detect(args.input, progress=progress)
