@@ -18,6 +18,7 @@ import pytest
 from vidgan.errors import MediaError, OutputError
 from vidgan.faces import DetectorOptions, FaceDetector
 from vidgan.pipeline import AnonymizeOptions, Pipeline
+from vidgan.types import Box, Detection
 
 SHARED = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "videos"))
 
@@ -373,15 +374,17 @@ def test_sparse_detection_searches_the_last_frame_and_follows_new_faces_back(mak
 def test_auto_stride_alternates_full_and_coarse_searches(make_clip_in, tmp_path):
     """The auto stride at 25 fps searches every 5th frame; every 2nd of those searches (0, 10, 20,
     ...) and the last frame run at full resolution, the others (5, 15, 25, ...) coarse. A stride the
-    user chose runs every search at full resolution, and so does `full_res_every=1`."""
+    user chose runs every search at full resolution, and so does `full_res_every=1`; and so do the
+    coarse slots of a block whose first search found a crowd of faces too small for them."""
     class Detector(_CountingDetector):
         def __init__(self):
             super().__init__()
-            self.coarse = 0
+            self.coarse, self.face = 0, [self.face]
 
         def detect(self, images, coarse=False):
             self.coarse += len(images) if coarse else 0
-            return super().detect(images)
+            self.seen.extend(im.shape for im in images)
+            return [list(self.face) for _ in images]
 
         def coarse_pays(self, width, height):
             return True
@@ -398,3 +401,11 @@ def test_auto_stride_alternates_full_and_coarse_searches(make_clip_in, tmp_path)
         assert report.frames == 38 and report.detect_every == 5
         assert (len(det.seen), det.coarse) == (searched, coarse)  # 0, 5, ..., 35 and 37
     assert AnonymizeOptions().tracker_options(25.0).max_gap >= 20  # two full-resolution strides
+    # A crowd: the block's first search finds Pipeline.CROWD faces too small for a coarse search
+    # (30 px < 60), so that block's coarse slots run at full resolution.
+    for faces, coarse in [(Pipeline.CROWD, 0), (Pipeline.CROWD - 1, 4)]:
+        det = Detector()
+        det.face = [Detection(box=Box(10 + 2 * k, 10, 40 + 2 * k, 40), score=0.99) for k in range(faces)]
+        report = Pipeline(replace(AnonymizeOptions(), detector=DetectorOptions(batch_size=8)), detector=det).anonymize(
+            src, str(tmp_path / "o.mp4"))
+        assert report.frames == 38 and (len(det.seen), det.coarse) == (9, coarse)

@@ -198,13 +198,12 @@ class AnonymizeWork(FileWork):
                        context: float = 1.0) -> SegmentReader:
         """The frames a segment task tracks: its own plus enough context on both sides.
 
-        The context starts on a frame where a whole-file run starts a detector batch and a
-        detect-every step, so the same frames are detected together (the same faces are found)
+        The context starts on a frame where a whole-file run starts a block of its detection
+        schedule (`search_block`), so the same frames are detected together and the same way
         and the tracker gives the segment's own frames the boxes a whole-file run gives them."""
         context = max(context, self._context_needed(table))
         rate = probe(path).average_rate
-        stride = self.options.detect_stride(float(rate) if rate else None)
-        align = math.lcm(stride * self.options.full_res_period(), self.options.detector.batch_size)
+        align = self.options.search_block(float(rate) if rate else None)
         return SegmentReader(path, table, segment, before=context, after=context, align=align)
 
     def _context_needed(self, table: PacketTable) -> float:

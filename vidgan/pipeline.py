@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -91,6 +92,11 @@ class AnonymizeOptions:
         if self.full_res_every >= 1:
             return self.full_res_every
         return self.AUTO_FULL_RES_EVERY if self.detect_every == 0 else 1
+
+    def search_block(self, fps: Optional[float]) -> int:
+        """Frames in one block of the detection schedule: it starts with a detector batch and a
+        full-resolution search, and repeats (a segment of a distributed run starts on one)."""
+        return math.lcm(self.detect_stride(fps) * self.full_res_period(), self.detector.batch_size)
 
     def tracker_options(self, fps: Optional[float]) -> TrackerOptions:
         """The tracker's windows: the user's, or derived from the frame rate; never a `max_gap` under
@@ -239,6 +245,11 @@ class TrackSource:
 class Pipeline:
     """Holds the loaded models and runs files one after another."""
 
+    # A block whose first whole-frame search finds this many faces too small for a coarse search
+    # searches every frame it searches at full resolution (a crowd of small faces, whose tracks the
+    # coarse searches cannot update: ~10-15 on marathon_vfr_pcm.mkv, at most 4 on the other clips).
+    CROWD = 6
+
     def __init__(self, options: AnonymizeOptions = AnonymizeOptions(), detector: Optional[FaceDetector] = None):
         self.options = options
         self.operation = options.make_operation()
@@ -296,26 +307,38 @@ class Pipeline:
         """Every frame with its detections, whether it was searched and the smallest face its search
         looked for (0: down to the minimum face size), in order. Frames are batched by `bs`; inside
         the time range every `stride`-th frame is searched, every `full_res_period()`-th of those
-        (and the last frame) at the full working resolution, the others coarse (where that pays:
-        FaceDetector.coarse_pays)."""
+        (and the last frame) at the full working resolution, the others coarse, except where that
+        does not pay (`FaceDetector.coarse_pays`) and in a crowd: in each block of
+        `search_block` frames (it starts with a full search), the coarse searches run at full
+        resolution when that first search found CROWD faces too small for them. The blocks are
+        those a distributed run's segments align to, so a segment makes the same choices."""
         opts = self.options
         period = stride * opts.full_res_period()
+        block = math.lcm(period, bs)  # search_block
         batch: list[Frame] = []
+        crowd = True  # until a block's first search says otherwise
 
         def flush(last: bool) -> list[tuple[Frame, list, bool, float]]:
-            nonlocal period
-            if period != stride and not self.detector.coarse_pays(batch[0].image.shape[1], batch[0].image.shape[0]):
+            nonlocal period, crowd
+            h, w = batch[0].image.shape[:2]
+            if period != stride and not self.detector.coarse_pays(w, h):
                 period = stride
             todo = [f for k, f in enumerate(batch)
                     if opts.in_range(f.time) and (f.index % stride == 0 or (last and k == len(batch) - 1))]
+            slots = [f for f in todo if f.index % period and not (last and f is batch[-1])]  # coarse ones
             full = [f for f in todo if f.index % period == 0 or (last and f is batch[-1])]
-            coarse = [f for f in todo if f.index % period != 0 and not (last and f is batch[-1])]
             found = dict(zip((f.index for f in full), self.detector.detect([f.image for f in full]))) if full else {}
             smallest = {}
-            if coarse:
-                found.update(zip((f.index for f in coarse), self.detector.detect([f.image for f in coarse], coarse=True)))
-                h, w = coarse[0].image.shape[:2]
-                smallest = dict.fromkeys((f.index for f in coarse), self.detector.smallest_face(w, h, coarse=True))
+            least = self.detector.smallest_face(w, h, coarse=True) if period != stride else 0.0
+            if period != stride and batch[0].index % block == 0:  # a block starts: a crowd of small faces?
+                first = found.get(batch[0].index)
+                crowd = first is None or sum(max(d.box.width, d.box.height) < least for d in first) >= self.CROWD
+            if slots:
+                if crowd:
+                    found.update(zip((f.index for f in slots), self.detector.detect([f.image for f in slots])))
+                else:
+                    found.update(zip((f.index for f in slots), self.detector.detect([f.image for f in slots], coarse=True)))
+                    smallest = dict.fromkeys((f.index for f in slots), least)
             out = [(f, found.get(f.index, []), f.index in found, smallest.get(f.index, 0.0)) for f in batch]
             batch.clear()
             return out
