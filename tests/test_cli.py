@@ -169,3 +169,19 @@ def test_modes(demo_clip, tmp_path):
         out = tmp_path / f"{mode}.mkv"
         assert main(["anonymize", demo_clip, "-o", str(out), "--mode", mode, *extra, "--quiet"]) == 0
         assert frames_of(str(out)) == 12
+
+
+def test_detection_schedule_flags_reach_the_options():
+    """--detect-every and --full-res-every become AnonymizeOptions fields (0 = auto); a negative value
+    is a usage error (exit 2)."""
+    from vidgan.cli import _anonymize_options, build_parser
+
+    args = build_parser().parse_args(["anonymize", "in.mp4", "-o", "out.mp4", "--full-res-every", "1",
+                                      "--detect-every", "3"])
+    opts = _anonymize_options(args)
+    assert (opts.detect_every, opts.full_res_every, opts.full_res_period()) == (3, 1, 1)
+    opts = _anonymize_options(build_parser().parse_args(["anonymize", "in.mp4", "-o", "out.mp4"]))
+    assert (opts.detect_every, opts.full_res_every, opts.full_res_period()) == (0, 0, 2)
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["anonymize", "in.mp4", "-o", "o.mp4", "--full-res-every", "-1"])
+    assert exc.value.code == 2
