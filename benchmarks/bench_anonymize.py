@@ -17,6 +17,7 @@ still recognisable (identity leak) in the output.
 Run with the project's virtualenv (it needs PyAV):
     .venv/bin/python benchmarks/bench_anonymize.py --quick
     .venv/bin/python benchmarks/bench_anonymize.py --json bench.json --markdown bench.md
+    .venv/bin/python benchmarks/bench_anonymize.py --no-deface --no-judge   # vidgan vs transcode only
 The two helper virtualenvs are built on first use under .benchvenv/ (git-ignored; several minutes).
 Timings are wall clock on a possibly busy machine: compare within one run, not across machines.
 """
@@ -365,6 +366,8 @@ def bench_clip(src: Path, workdir: Path, args, envs: dict) -> dict:
         "deface": lambda: run_deface(src, workdir, args, *envs["deface"]),
         "transcode": lambda: run_transcode(src, workdir, args),
     }
+    if args.no_deface:
+        del runs["deface"]
     for tool, start in runs.items():
         run = start()
         result["runs"][tool] = asdict(run)
@@ -373,8 +376,8 @@ def bench_clip(src: Path, workdir: Path, args, envs: dict) -> dict:
 
     judged = {}
     for tool in JUDGED:
-        run = result["runs"][tool]
-        if run["ok"]:
+        run = result["runs"].get(tool)
+        if run and run["ok"]:
             result["faithfulness"][tool] = faithfulness(src_facts, media_facts(run["output"]))
             if result["faithfulness"][tool].get("frames_out"):
                 judged[tool] = run["output"]
@@ -431,15 +434,18 @@ def clip_row(res: dict) -> list[str]:
     v, d, t = (tool_fps(res, tool) for tool in TOOLS)
     faith = res.get("faithfulness", {})
 
+    def missing(tool):  # not run (--no-deface) or failed
+        return "-" if tool not in res["runs"] else "FAIL"
+
     def frames_out(tool):
-        return str(faith[tool]["frames_out"]) if tool in faith else "FAIL"
+        return str(faith[tool]["frames_out"]) if tool in faith else missing(tool)
 
     def audio(tool):
-        return faith[tool].get("audio", "?") if tool in faith else "FAIL"
+        return faith[tool].get("audio", "?") if tool in faith else missing(tool)
 
     def ts(tool):
         if tool not in faith:
-            return "FAIL"
+            return missing(tool)
         diff = faith[tool].get("max_time_diff_s")
         return "n/a" if diff is None else fmt(diff * 1000, 1)
 
@@ -558,6 +564,8 @@ def parse_args(argv=None):
     ap.add_argument("--judge-jobs", type=int, default=usable_cores(),
                     help="processes the judge splits frames over (default: usable cores; not timed)")
     ap.add_argument("--no-judge", action="store_true", help="timings and faithfulness only")
+    ap.add_argument("--no-deface", action="store_true",
+                    help="vidgan against the bare transcode only (quick iterations; the acceptance runs need deface)")
     ap.add_argument("--json", type=Path, help="write all results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the table as markdown here")
     ap.add_argument("--keep", type=Path, metavar="DIR",
@@ -612,7 +620,8 @@ def main(argv=None) -> int:
         return 1 if errors else 0
     clips = resolve_clips(args)
     machine = machine_info()
-    envs = {"deface": try_env("deface"), "judge": (None, "skipped") if args.no_judge else try_env("judge")}
+    envs = {"deface": (None, "skipped") if args.no_deface else try_env("deface"),
+            "judge": (None, "skipped") if args.no_judge else try_env("judge")}
     versions = {"vidgan": machine["vidgan_commit"], "deface": package_version(envs["deface"][0], "deface"),
                 "dlib": package_version(envs["judge"][0], "dlib-bin")}
     print_header(machine, versions)
