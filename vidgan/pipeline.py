@@ -274,8 +274,7 @@ class Pipeline:
                 yield frame, (source.get(frame.index) if opts.in_range(frame.time) else [])
             return
         rate = float(info.average_rate) if info.average_rate else None
-        stride = opts.detect_stride(rate)
-        report.detect_every = stride
+        report.detect_every = opts.detect_stride(rate)
         tracker = Tracker(opts.tracker_options(rate))
         pending: dict[int, Frame] = {}
         bs = opts.detector.batch_size
@@ -284,7 +283,7 @@ class Pipeline:
         # Where a track starts or ends between two searched frames, the frames in between are
         # searched here around the track (Tracker.observe / FaceDetector.search): a face is followed
         # frame by frame into and out of view, not guessed from the nearest detection.
-        for frame, dets, searched, min_face in _prefetch(self._detections(frames, stride, bs), stop, bs,
+        for frame, dets, searched, min_face in _prefetch(self._detections(frames, rate), stop, bs,
                                                          "vidgan-detect"):
             if stop.is_set():
                 raise Cancelled("cancelled", reader.path)
@@ -302,19 +301,19 @@ class Pipeline:
         report.tracks = len(tracker.summaries)
         self.last_track_summaries = list(tracker.summaries.values())
 
-    def _detections(self, frames: Iterator[Frame], stride: int,
-                    bs: int) -> Iterator[tuple[Frame, list[Detection], bool, float]]:
+    def _detections(self, frames: Iterator[Frame],
+                    rate: Optional[float]) -> Iterator[tuple[Frame, list[Detection], bool, float]]:
         """Every frame with its detections, whether it was searched and the smallest face its search
-        looked for (0: down to the minimum face size), in order. Frames are batched by `bs`; inside
-        the time range every `stride`-th frame is searched, every `full_res_period()`-th of those
+        looked for (0: down to the minimum face size), in order. Frames are batched by the detector's
+        batch size; inside the time range every `detect_stride`-th frame is searched, every `full_res_period()`-th of those
         (and the last frame) at the full working resolution, the others coarse, except where that
         does not pay (`FaceDetector.coarse_pays`) and in a crowd: in each block of
         `search_block` frames (it starts with a full search), the coarse searches run at full
         resolution when that first search found CROWD faces too small for them. The blocks are
         those a distributed run's segments align to, so a segment makes the same choices."""
         opts = self.options
-        period = stride * opts.full_res_period()
-        block = math.lcm(period, bs)  # search_block
+        bs, stride = opts.detector.batch_size, opts.detect_stride(rate)
+        period, block = stride * opts.full_res_period(), opts.search_block(rate)
         batch: list[Frame] = []
         crowd = True  # until a block's first search says otherwise
 
@@ -325,20 +324,20 @@ class Pipeline:
                 period = stride
             todo = [f for k, f in enumerate(batch)
                     if opts.in_range(f.time) and (f.index % stride == 0 or (last and k == len(batch) - 1))]
-            slots = [f for f in todo if f.index % period and not (last and f is batch[-1])]  # coarse ones
             full = [f for f in todo if f.index % period == 0 or (last and f is batch[-1])]
+            slots = [f for f in todo if not any(f is g for g in full)]  # coarse ones, unless a crowd
             found = dict(zip((f.index for f in full), self.detector.detect([f.image for f in full]))) if full else {}
             smallest = {}
-            least = self.detector.smallest_face(w, h, coarse=True) if period != stride else 0.0
-            if period != stride and batch[0].index % block == 0:  # a block starts: a crowd of small faces?
-                first = found.get(batch[0].index)
-                crowd = first is None or sum(max(d.box.width, d.box.height) < least for d in first) >= self.CROWD
-            if slots:
-                if crowd:
-                    found.update(zip((f.index for f in slots), self.detector.detect([f.image for f in slots])))
-                else:
-                    found.update(zip((f.index for f in slots), self.detector.detect([f.image for f in slots], coarse=True)))
-                    smallest = dict.fromkeys((f.index for f in slots), least)
+            if period != stride:
+                least = self.detector.smallest_face(w, h, coarse=True)
+                if batch[0].index % block == 0:  # a block starts: a crowd of small faces?
+                    first = found.get(batch[0].index)
+                    crowd = first is None or sum(max(d.box.width, d.box.height) < least for d in first) >= self.CROWD
+                if slots:
+                    found.update(zip((f.index for f in slots),
+                                     self.detector.detect([f.image for f in slots], coarse=not crowd)))
+                    if not crowd:
+                        smallest = dict.fromkeys((f.index for f in slots), least)
             out = [(f, found.get(f.index, []), f.index in found, smallest.get(f.index, 0.0)) for f in batch]
             batch.clear()
             return out

@@ -240,7 +240,7 @@ def _anonymize_options(args):
             blur_strength=args.blur_strength, pixel_blocks=args.blocks, color=color,
             start=args.start, end=args.end, keep_tracks=frozenset(args.keep_track),
             tracks_file=args.tracks, detect_every=args.detect_every,
-            full_res_every=getattr(args, "full_res_every", 0),
+            full_res_every=args.full_res_every,
             gan_model=getattr(args, "gan_model", "deid"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None

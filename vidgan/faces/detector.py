@@ -175,29 +175,25 @@ class FaceDetector:
         for start in range(0, len(crops), 64):
             results = self._region_cascade(np.stack(crops[start:start + 64]), self.REGION_MIN_FACE,
                                            thresholds, self.options.factor)
-            for (x0, y0, sx, sy), (b, p) in zip(frames[start:start + 64], results):
-                dets = []
-                for row, pts in zip(b, p):
-                    rx1, ry1, rx2, ry2 = (float(v) for v in row[:4])
-                    box = Box(x0 + rx1 * sx, y0 + ry1 * sy, x0 + rx2 * sx, y0 + ry2 * sy)
-                    if box.width > 1 and box.height > 1:
-                        lms = tuple((x0 + float(px) * sx, y0 + float(py) * sy) for px, py in pts)
-                        dets.append(Detection(box=box, score=float(row[4]), landmarks=lms))
-                out.append(dets)
+            out.extend(_detections(b, p, x0, y0, sx, sy)
+                       for (x0, y0, sx, sy), (b, p) in zip(frames[start:start + 64], results))
         return out
 
     def _detect_batch(self, batch: np.ndarray, min_face: int, scale: float) -> list[list[Detection]]:
         results = self.cascade(batch, min_face, self.thresholds, self.options.factor)
-        out: list[list[Detection]] = []
         inv = 1.0 / scale
-        for b, p in results:
-            dets = []
-            for row, pts in zip(b, p):
-                x1, y1, x2, y2, score = (float(v) for v in row[:5])
-                box = Box(x1 * inv, y1 * inv, x2 * inv, y2 * inv)
-                if box.width <= 1 or box.height <= 1:
-                    continue
-                lms = tuple((float(px) * inv, float(py) * inv) for px, py in pts)
-                dets.append(Detection(box=box, score=score, landmarks=lms))
-            out.append(dets)
-        return out
+        return [_detections(b, p, 0.0, 0.0, inv, inv) for b, p in results]
+
+
+def _detections(boxes: np.ndarray, points: np.ndarray, x0: float, y0: float, sx: float,
+                sy: float) -> list[Detection]:
+    """The cascade's rows (x1, y1, x2, y2, score) and landmarks for one image, mapped to frame
+    coordinates (x0 + x * sx, y0 + y * sy) as plain floats; boxes of 1 px or less dropped."""
+    dets = []
+    for row, pts in zip(boxes, points):
+        x1, y1, x2, y2, score = (float(v) for v in row[:5])
+        box = Box(x0 + x1 * sx, y0 + y1 * sy, x0 + x2 * sx, y0 + y2 * sy)
+        if box.width > 1 and box.height > 1:
+            lms = tuple((x0 + float(px) * sx, y0 + float(py) * sy) for px, py in pts)
+            dets.append(Detection(box=box, score=score, landmarks=lms))
+    return dets
