@@ -10,6 +10,7 @@ Rows (frames per second over the same clip, each the best of --repeat runs):
   detector (cpu)    the same on the CPU (OpenCV DNN nets), for the ratio
   blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
   gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
+  detect+track      `Pipeline.detect` (decode, detection, tracking; no cover, no encode): the input side
 plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
 With --also CLIP... --keep DIR, both modes then run once over those clips too (fps per clip) and
 their outputs are kept in DIR, so the leak judge (dlib_judge.py SRC --output cpu=A --output gpu=B) can compare
@@ -161,6 +162,9 @@ def main() -> int:
                 torch.cuda.reset_peak_memory_stats()
             row(f"{mode} end to end ({dev})", best(lambda: pipe.anonymize(args.clip, out), args.repeat))
         guarded(f"{mode} end to end ({dev})", end_to_end)
+    if "blur" in pipes:  # the input side alone: decode, detection and tracking, no cover and no encode
+        guarded(f"detect+track ({dev})", lambda: row(f"detect+track ({dev})", best(
+            lambda: pipes["blur"].detect(args.clip), args.repeat), note="Pipeline.detect: no cover, no encode"))
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     for clip in args.also:
