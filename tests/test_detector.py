@@ -136,21 +136,24 @@ def test_region_search_finds_the_face_a_full_frame_search_found():
 
 def test_packed_pnet_levels_equal_one_call_per_level():
     """Region searches run P-Net once over all pyramid levels laid side by side: each level's map must
-    be what P-Net gives on that level alone (every window that lies inside the level)."""
+    be what P-Net gives on that level alone (every window that lies inside the level), on both
+    backends."""
     from vidgan.faces.mtcnn import _pyramid_scales
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8)
     scales = _pyramid_scales(80, 80, 12, 0.709)
     assert len(scales) >= 5
-    plain, packed = Cascade("cpu"), Cascade("cpu", pack_levels=True)
-    pairs = zip(plain._pnet_maps(plain.images(frames), 80, 80, scales),
-                packed._pnet_maps(packed.images(frames), 80, 80, scales))
-    for (reg_a, prob_a), (reg_b, prob_b) in pairs:
-        rows, cols = prob_b.shape[2:]
-        assert prob_a.shape[2] - rows in (0, 1) and prob_a.shape[3] - cols in (0, 1)
-        assert np.allclose(prob_a[:, :, :rows, :cols], prob_b, atol=1e-4)
-        assert np.allclose(reg_a[:, :, :rows, :cols], reg_b, atol=1e-4)
+    for backend in ("opencv", "torch"):  # torch: the GPU's path (a canvas tensor), run here on the CPU
+        plain, packed = Cascade("cpu", backend), Cascade("cpu", backend, pack_levels=True)
+        pairs = list(zip(plain._pnet_maps(plain.images(frames), 80, 80, scales),
+                         packed._pnet_maps(packed.images(frames), 80, 80, scales)))
+        assert len(pairs) == len(scales)
+        for (reg_a, prob_a), (reg_b, prob_b) in pairs:
+            rows, cols = prob_b.shape[2:]
+            assert prob_a.shape[2] - rows in (0, 1) and prob_a.shape[3] - cols in (0, 1)
+            assert np.allclose(prob_a[:, :, :rows, :cols], prob_b, atol=1e-4), backend
+            assert np.allclose(reg_a[:, :, :rows, :cols], reg_b, atol=1e-4), backend
 
 
 def test_coarse_detection_finds_the_larger_faces():

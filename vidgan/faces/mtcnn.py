@@ -270,16 +270,19 @@ class Cascade:
         levels are laid side by side on one canvas (at even offsets: the net's stride is 2) and the
         net runs once; each level's map is the part of the output whose 12 px windows lie inside that
         level. That drops at most the last, half-outside window of a level, and saves the fixed cost
-        of one call per level, most of the work for small images (region searches)."""
+        of one call per level, most of the work for small images (region searches); on a GPU it also
+        saves a device-to-host copy (a sync) per level. The canvas lives where the levels do (NumPy
+        for OpenCV, a tensor on the device for PyTorch)."""
         pnet = self.nets[0]
         sizes = [(int(h * s + 1), int(w * s + 1)) for s in scales]
-        if not self.pack_levels or len(scales) < 2 or self.backend != "opencv":
+        if not self.pack_levels or len(scales) < 2:
             for sh, sw in sizes:
                 yield pnet(images.level(sh, sw))
             return
         levels = [images.level(sh, sw) for sh, sw in sizes]
         offsets = np.cumsum([0] + [sw + (sw & 1) for _, sw in sizes])
-        canvas = np.zeros((levels[0].shape[0], 3, sizes[0][0], int(offsets[-1])), np.float32)
+        shape = (levels[0].shape[0], 3, sizes[0][0], int(offsets[-1]))
+        canvas = np.zeros(shape, np.float32) if isinstance(levels[0], np.ndarray) else levels[0].new_zeros(shape)
         for lv, off, (sh, sw) in zip(levels, offsets, sizes):
             canvas[:, :, :sh, off:off + sw] = lv
         reg, prob = pnet(canvas)
