@@ -717,3 +717,52 @@ def test_upright_and_stored_rotate_like_numpy():
             assert np.array_equal(stored(up, rotation), im)
     f = rng.random((5, 7, 3)).astype(np.float32)  # other types go through NumPy
     assert np.array_equal(upright(f, 90), np.rot90(f, 1))
+
+
+def _yuv_planes(path: str) -> list[np.ndarray]:
+    with av.open(path) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
+
+
+def test_untouched_pixels_pass_through_bit_exact(tmp_path):
+    """A yuv420p input's decoded planes travel with each frame (`Frame.yuv`); the writer keeps them
+    outside the regions an operation changed, widened to even bounds, and converts only those from
+    RGB. Lossless FFV1 both ways, so every sample can be compared: outside the region the output is
+    the input bit for bit (the RGB round trip of the whole frame is not: checked too)."""
+    from vidgan.media.writer import rgb_to_yuv420p
+
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", frames=4, width=96, height=64)
+    region = (21, 9, 47, 30)  # odd x0 / y0: widened to (20, 8, 48, 30)
+    x0, y0, x1, y1 = 20, 8, 48, 30
+    outs = {}
+    for name, regions in (("pass", [region]), ("whole", None)):
+        out = str(tmp_path / f"{name}.mkv")
+        with VideoReader(src) as r:
+            w = VideoWriter(out, r.info, options=EncodeOptions(codec="ffv1"))
+            for f in r:
+                assert f.yuv is not None and f.yuv.shape == (96, 96)
+                img = f.image.copy()
+                img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (200, 30, 90)
+                w.write(f, img, regions)
+            w.commit()
+        outs[name] = _yuv_planes(out)
+    ins = _yuv_planes(src)
+    for a, b, c in zip(ins, outs["pass"], outs["whole"]):
+        inside = np.zeros((64, 96), bool)
+        inside[y0:y1, x0:x1] = True
+        chroma = np.zeros((32, 48), bool)
+        chroma[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = True
+        mask = np.concatenate([inside, np.concatenate([chroma.ravel(), chroma.ravel()]).reshape(32, 96)])  # Y, U, V
+        assert np.array_equal(a[~mask], b[~mask])  # untouched: the input's own samples
+        assert not np.array_equal(a[~mask], c[~mask])  # a whole-frame RGB round trip changes them
+        assert not np.array_equal(a[mask], b[mask])  # the changed region is written
+        assert np.array_equal(b[:64][inside], c[:64][inside])  # ... as the whole-frame conversion does
+
+
+def test_frames_carry_yuv_only_where_it_can_pass_through(tmp_path):
+    """Full-range, rotated or odd-sized inputs give no `Frame.yuv` (the writer converts them whole)."""
+    for name, kw, has in (("plain.mp4", {}, True), ("rot.mp4", {"rotation": 90}, False),
+                          ("full.mp4", {"pix_fmt": "yuvj420p"}, False),
+                          ("odd.mp4", {"width": 63, "pix_fmt": "yuv444p"}, False)):
+        with VideoReader(make_clip(tmp_path / name, frames=2, **kw)) as r:
+            assert all((f.yuv is not None) == has for f in r), name

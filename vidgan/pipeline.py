@@ -384,7 +384,9 @@ class Pipeline:
         return report
 
     def _cover(self, frame: Frame, boxes: list[TrackBox], report: FileReport,
-               observers: Sequence[FrameObserver] = ()) -> np.ndarray:
+               observers: Sequence[FrameObserver] = ()) -> tuple[np.ndarray, Optional[list]]:
+        """The covered image and the rectangles it may differ from the frame in (the operation's
+        `regions`, for the writer; None: anywhere)."""
         keep = self.options.keep_tracks
         if keep:
             boxes = [b for b in boxes if b.track_id not in keep]
@@ -392,11 +394,12 @@ class Pipeline:
         image = self.operation.apply(frame.image, boxes, frame)
         for obs in observers:
             obs.frame(frame, boxes, image)
-        return image
+        h, w = frame.image.shape[:2]
+        return image, self.operation.regions(boxes, w, h)
 
     def _anonymize_image(self, reader, output_path, report, stop, observers=()) -> None:
         for frame, boxes in self.frames_with_boxes(reader, stop, report):
-            image = self._cover(frame, boxes, report, observers)
+            image, _ = self._cover(frame, boxes, report, observers)
             atomic = write_image(output_path, image, source=reader.path,
                                  copy_metadata=self.options.encode.copy_metadata, commit=False)
             try:
@@ -420,21 +423,22 @@ class Pipeline:
                 item = q.get()
                 if item is _END:
                     return
-                frame, image = item
-                writer.write(frame, image)
+                writer.write(*item)
 
         encoder = _Worker(encode, "vidgan-encode")
         encoder.start()
         try:
-            for frame, boxes in self.frames_with_boxes(reader, stop, report):
+            # Tracking and region searches run in their own thread, a few frames ahead of the cover
+            # here: on a GPU both stages are CPU-bound Python and each would otherwise cap the other.
+            for frame, boxes in _prefetch(self.frames_with_boxes(reader, stop, report), stop, 8, "vidgan-track"):
                 if cancel.is_set():
                     raise Cancelled("cancelled; nothing was written", output_path)
-                image = self._cover(frame, boxes, report, observers)
+                image, regions = self._cover(frame, boxes, report, observers)
                 while True:
                     if encoder.error is not None:
                         raise encoder.error
                     try:
-                        q.put((frame, image), timeout=0.1)
+                        q.put((frame, image, regions), timeout=0.1)
                         break
                     except queue.Full:
                         continue

@@ -205,7 +205,8 @@ class VideoReader:
                 last_dur = dur
             last_pts = pts
             image = upright(vf.to_ndarray(format="rgb24"), rotation)
-            yield Frame(index=index, pts=pts, time=float(pts * tb), image=image, duration=dur)
+            yield Frame(index=index, pts=pts, time=float(pts * tb), image=image, duration=dur,
+                        yuv=None if rotation else yuv420p_planes(vf))
             index += 1
 
     # -- lifetime ----------------------------------------------------------------------------
@@ -219,6 +220,21 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def yuv420p_planes(vf: av.VideoFrame) -> Optional[np.ndarray]:
+    """A decoded 8-bit limited-range YUV 4:2:0 frame of even size as one (h * 3 / 2, w) uint8 array
+    (Y, then U, then V, row after row: what `VideoFrame.from_ndarray(.., "yuv420p")` takes), copied
+    out of FFmpeg's padded planes (~0.3 ms at 1080p, a sixth of `to_ndarray()`); None for any other
+    frame (full range, other layouts, odd sizes)."""
+    w, h = vf.width, vf.height
+    if vf.format.name != "yuv420p" or vf.color_range == 2 or w % 2 or h % 2:
+        return None
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    dst = (out[:h], *out[h:].reshape(2, h // 2, w // 2))
+    for plane, d in zip(vf.planes, dst):
+        d[:] = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: d.shape[0], : d.shape[1]]
+    return out
 
 
 def probe(path: str) -> VideoInfo:

@@ -32,11 +32,10 @@ from fractions import Fraction
 from typing import Iterable, Iterator, Optional
 
 import av
-import numpy as np
 
 from ..errors import MediaError
 from ..types import Frame, VideoInfo
-from .reader import VideoReader, upright
+from .reader import VideoReader, upright, yuv420p_planes
 from .writer import EncodeOptions, VideoWriter, output_format_for
 
 log = logging.getLogger(__name__)
@@ -205,7 +204,8 @@ class SegmentReader:
                                          f"expected {self._pts[expected]}", self.path)
                     image = upright(vf.to_ndarray(format="rgb24"), self.info.rotation)
                     yield Frame(index=local, pts=int(vf.pts), time=float(vf.pts * self.info.time_base),
-                                image=image, duration=vf.duration or None)
+                                image=image, duration=vf.duration or None,
+                                yuv=None if self.info.rotation else yuv420p_planes(vf))
                     expected += 1
                 vf = next(frames, None)
             if expected != len(self._pts):
@@ -230,14 +230,14 @@ def part_path(folder: str, output: str, number: int) -> str:
     return os.path.join(folder, f"part{number:05d}{os.path.splitext(output)[1].lower()}")
 
 
-def encode_segment(path: str, info: VideoInfo, items: Iterable[tuple[Frame, np.ndarray]],
+def encode_segment(path: str, info: VideoInfo, items: Iterable[tuple],
                    options: EncodeOptions = EncodeOptions()) -> int:
-    """Encode (frame, upright image) pairs at their own pts into `path`, video only. Returns the
-    number of frames written."""
+    """Encode (frame, upright image[, changed regions]) items at their own pts into `path`, video
+    only (`VideoWriter.write`'s arguments). Returns the number of frames written."""
     writer = VideoWriter(path, info, source=None, options=options)
     try:
-        for frame, image in items:
-            writer.write(frame, image)
+        for item in items:
+            writer.write(*item)
         writer.commit()
     except BaseException:
         writer.abort()

@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional
+from typing import Optional, Sequence
 
 import av
 import numpy as np
@@ -114,6 +114,29 @@ def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
     planes = out[h:].reshape(2, h // 2, w // 2)  # U then V, each (h/2) x (w/2), packed row after row
     cv2.extractChannel(uv, 1, planes[0])
     cv2.extractChannel(uv, 2, planes[1])
+    return out
+
+
+def paste_yuv420p(yuv: np.ndarray, rgb: np.ndarray, regions: Sequence[tuple[int, int, int, int]],
+                  matrix: Optional[int]) -> np.ndarray:
+    """`yuv` (as `rgb_to_yuv420p` lays it out, not modified) with each region (x0, y0, x1, y1) of
+    the same-sized `rgb` converted into it; the regions are widened to even bounds (a chroma sample
+    covers 2x2 pixels). Returns `yuv` itself when there is nothing to paste."""
+    if not regions:
+        return yuv
+    h, w = rgb.shape[:2]
+    out = yuv.copy()
+    planes = out[h:].reshape(2, h // 2, w // 2)
+    for x0, y0, x1, y1 in regions:
+        x0, y0 = max(0, x0) & ~1, max(0, y0) & ~1
+        x1, y1 = min(w, x1 + (x1 & 1)), min(h, y1 + (y1 & 1))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        part = rgb_to_yuv420p(rgb[y0:y1, x0:x1], matrix)
+        ph = y1 - y0
+        out[y0:y1, x0:x1] = part[:ph]
+        uv = part[ph:].reshape(2, ph // 2, (x1 - x0) // 2)
+        planes[:, y0 // 2:y1 // 2, x0 // 2:x1 // 2] = uv
     return out
 
 
@@ -281,6 +304,11 @@ class VideoWriter:
         # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (~3x faster; luma within a
         # level, see rgb_to_yuv420p); odd sizes and other formats go through swscale.
         self._fast_yuv = cc.pix_fmt == "yuv420p" and not odd
+        # Frames that come with their decoded YUV 4:2:0 (Frame.yuv: limited range, no rotation) keep
+        # it outside the regions an operation changed (write(regions=...)): those pixels are the
+        # input's, bit for bit, and need no conversion. Only for limited-range output of the same
+        # layout, which is what _fast_yuv writes.
+        self._passthrough = self._fast_yuv and not info.rotation
         if cc.pix_fmt != "pal8" and self._matrix is not None:
             # Carry the colour tags over (a player needs them to show the same colours). Not the range:
             # the encoder gets limited-range YUV whatever the input had (full-range input is
@@ -394,14 +422,23 @@ class VideoWriter:
                 self._out.mux(out.encode(None))
 
     # -- writing -----------------------------------------------------------------------------
-    def write(self, frame: Frame, image: Optional[np.ndarray] = None) -> None:
-        """Encode `image` (default `frame.image`), upright RGB, at `frame.pts`."""
+    def write(self, frame: Frame, image: Optional[np.ndarray] = None,
+              regions: Optional[Sequence[tuple[int, int, int, int]]] = None) -> None:
+        """Encode `image` (default `frame.image`), upright RGB, at `frame.pts`. `regions`: the
+        rectangles (x0, y0, x1, y1) outside which `image` equals `frame.image` (an operation's
+        `regions`); where the frame carries its decoded YUV (`Frame.yuv`), only those are converted
+        from RGB and the rest of the picture is the input's own YUV. None: the whole image."""
         img = frame.image if image is None else image
         if self._video.codec_context.pix_fmt == "pal8":
             vf = _gif_frame(stored(img, self.info.rotation))
         elif self._fast_yuv:
-            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix),
-                                            format="yuv420p")
+            yuv = frame.yuv
+            if (regions is not None and self._passthrough and yuv is not None
+                    and yuv.shape == (img.shape[0] * 3 // 2, img.shape[1])):
+                yuv = paste_yuv420p(yuv, img, regions, self._matrix)
+            else:
+                yuv = rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix)
+            vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             if self._matrix is not None:
                 vf.colorspace = self._matrix
             vf.color_range = 1  # limited (MPEG), what rgb_to_yuv420p writes

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..types import Frame, TrackBox
-from .masks import MaskOptions, MaskPatch, blend, mask_patch
+from .masks import MaskOptions, MaskPatch, blend, mask_patch, patch_bounds
 
 
 class Operation:
@@ -28,6 +28,13 @@ class Operation:
             if p is not None:
                 out.append((tb, p))
         return out
+
+    def regions(self, boxes: Sequence[TrackBox], width: int,
+                height: int) -> Optional[list[tuple[int, int, int, int]]]:
+        """The rectangles (x0, y0, x1, y1) outside which `apply` leaves every pixel as it was: the
+        boxes' patches. None: anywhere (an operation that overrides `apply` to write outside its
+        patches must override this too). The writer re-encodes only these from RGB."""
+        return [b for tb in boxes for b in [patch_bounds(tb.box, self.mask, width, height)] if b is not None]
 
     def apply(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame] = None) -> np.ndarray:
         """Return a new image with every box covered; `image` is not modified."""

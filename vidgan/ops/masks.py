@@ -54,17 +54,27 @@ class MaskPatch:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
 
 
+def patch_bounds(box: Box, options: MaskOptions, width: int,
+                 height: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of `mask_patch`'s rectangle, the only pixels covering `box` may change;
+    None when the face is outside the frame."""
+    region = options.region(box)
+    outer = region.scaled(1.0 + options.feather) if options.feather > 0 else region
+    x0, y0 = max(0, int(np.floor(outer.x1))), max(0, int(np.floor(outer.y1)))
+    x1, y1 = min(width, int(np.ceil(outer.x2)) + 1), min(height, int(np.ceil(outer.y2)) + 1)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
 def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskPatch | None:
     """Alpha mask for one face, clipped to the frame; None when the face is outside the frame."""
+    bounds = patch_bounds(box, options, width, height)
+    if bounds is None:
+        return None
+    x0, y0, x1, y1 = bounds
     region = options.region(box)
     cx, cy = region.center
     ax, ay = max(region.width / 2.0, 0.5), max(region.height / 2.0, 0.5)
     f = options.feather
-    outer = region.scaled(1.0 + f) if f > 0 else region
-    x0, y0 = max(0, int(np.floor(outer.x1))), max(0, int(np.floor(outer.y1)))
-    x1, y1 = min(width, int(np.ceil(outer.x2)) + 1), min(height, int(np.ceil(outer.y2)) + 1)
-    if x1 <= x0 or y1 <= y0:
-        return None
     xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / ax
     ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / ay
     # Pixels the region touches at all are fully covered (no half-covered rim inside the region):
