@@ -166,7 +166,7 @@ class GanFace(Operation):
             sl = patch.slices
             pasted = blend_warped(out[sl], w)
             keep = patch.alpha > 0  # never touch a pixel the vault does not store
-            out[sl] = np.where(keep[..., None], pasted, out[sl])
+            np.copyto(out[sl], pasted, where=keep[..., None])  # in place: no third patch-sized array
             self.stats["generated"] += 1
         return out
 
