@@ -729,7 +729,6 @@ def test_untouched_pixels_pass_through_bit_exact(tmp_path):
     outside the regions an operation changed, widened to even bounds, and converts only those from
     RGB. Lossless FFV1 both ways, so every sample can be compared: outside the region the output is
     the input bit for bit (the RGB round trip of the whole frame is not: checked too)."""
-    from vidgan.media.writer import rgb_to_yuv420p
 
     src = make_clip(tmp_path / "in.mkv", codec="ffv1", frames=4, width=96, height=64)
     region = (21, 9, 47, 30)  # odd x0 / y0: widened to (20, 8, 48, 30)

@@ -17,6 +17,7 @@ import pytest
 
 from vidgan.errors import MediaError, OutputError
 from vidgan.faces import DetectorOptions, FaceDetector
+from vidgan.media import VideoWriter
 from vidgan.pipeline import AnonymizeOptions, Pipeline
 from vidgan.types import Box, Detection
 
@@ -358,8 +359,9 @@ class _LateFaceDetector(_CountingDetector):
 
 def test_sparse_detection_searches_the_last_frame_and_follows_new_faces_back(make_clip_in, tmp_path):
     """With the detector on every 3rd frame, the last frame is searched too (a face that appears in
-    the last frames is not left to chance), and a face first found at frame 12 is looked for in the
-    skipped frames 11 and 10 (found there, so the search goes on no further)."""
+    the last frames is not left to chance), and a face first found at frame 12 is looked for around
+    it in frame 9, the last whole-frame search (this stand-in finds it wherever it looks: one region
+    search, and frames 10 and 11 are interpolated instead of searched one by one)."""
     src = make_clip_in("c.mp4", frames=38, width=64, height=48)
     out = str(tmp_path / "o.mp4")
     det = _LateFaceDetector(first=4)  # searched frames 0, 3, 6, 9, 12, ...: the face from frame 12
@@ -367,7 +369,7 @@ def test_sparse_detection_searches_the_last_frame_and_follows_new_faces_back(mak
     report = Pipeline(opts, detector=det).anonymize(src, out)
     assert report.frames == 38 and report.detect_every == 3
     assert len(det.seen) == 14  # frames 0, 3, ..., 36 and the last one, 37
-    assert report.faces == 10 and report.region_faces == 2 and len(det.regions) == 2
+    assert report.faces == 10 and report.region_faces == 1 and len(det.regions) == 1
     assert report.tracks == 1
 
 
@@ -409,3 +411,76 @@ def test_auto_stride_alternates_full_and_coarse_searches(make_clip_in, tmp_path)
         report = Pipeline(replace(AnonymizeOptions(), detector=DetectorOptions(batch_size=8)), detector=det).anonymize(
             src, str(tmp_path / "o.mp4"))
         assert report.frames == 38 and (len(det.seen), det.coarse) == (9, coarse)
+
+
+def test_per_frame_operations_cover_several_frames_at_once_in_order(make_clip_in, tmp_path, monkeypatch):
+    """Blur has no state across frames, so on a machine with enough cores frames are covered in a
+    thread pool; the output, the observers' order and the report are those of one frame at a time."""
+    import threading
+
+    from vidgan.hooks import FrameObserver
+
+    class Seen(FrameObserver):
+        def __init__(self):
+            self.order = []
+
+        def frame(self, frame, boxes, covered):
+            self.order.append((frame.index, len(boxes), covered.tobytes()))
+
+    src = make_clip_in("c.mp4", frames=30, width=64, height=48)
+    results, original_write = {}, VideoWriter.write
+    for cpus in (1, 10**6):  # COVER_MIN_CPUS: 1 = the pool on any machine; huge = never
+        monkeypatch.setattr(Pipeline, "COVER_MIN_CPUS", cpus)
+        pipe = Pipeline(AnonymizeOptions(detector=DetectorOptions(batch_size=8), detect_every=1),
+                        detector=_CountingDetector())
+        threads = set()
+        apply = pipe.operation.apply
+
+        def recording(*args, apply=apply, threads=threads):
+            threads.add(threading.current_thread().name.split("_")[0])
+            return apply(*args)
+
+        monkeypatch.setattr(pipe.operation, "apply", recording)
+        written = []  # what the writer is handed (libx264's own output is not bit-reproducible run to run)
+
+        def keep(self, frame, image=None, regions=None, written=written, write=original_write):
+            written.append((frame.index, image.tobytes(), regions))
+            return write(self, frame, image, regions)
+
+        monkeypatch.setattr(VideoWriter, "write", keep)
+        seen, out = Seen(), str(tmp_path / f"o{cpus}.mp4")
+        report = pipe.anonymize(src, out, observers=[seen])
+        with av.open(out) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 30
+        results[cpus] = (seen.order, written, report.frames, report.covered_boxes, threads)
+    pooled, serial = results[1], results[10**6]
+    assert pooled[4] == {"vidgan-cover"} and "vidgan-cover" not in serial[4]
+    assert [o[0] for o in pooled[0]] == list(range(30))
+    assert pooled[:4] == serial[:4]
+    assert not _vidgan_threads()
+
+
+def test_an_error_while_covering_in_the_pool_reaches_the_caller(make_clip_in, tmp_path, monkeypatch):
+    monkeypatch.setattr(Pipeline, "COVER_MIN_CPUS", 1)
+    src = make_clip_in("c.mp4", frames=30, width=64, height=48)
+    out = str(tmp_path / "o.mp4")
+    pipe = Pipeline(AnonymizeOptions(detector=DetectorOptions(batch_size=8), detect_every=1),
+                    detector=_CountingDetector())
+    apply = pipe.operation.apply
+
+    def failing(image, boxes, frame):
+        if frame.index == 7:
+            raise RuntimeError("cover broke")
+        return apply(image, boxes, frame)
+
+    monkeypatch.setattr(pipe.operation, "apply", failing)
+    with pytest.raises(RuntimeError, match="cover broke"):
+        pipe.anonymize(src, out)
+    assert os.listdir(tmp_path) == ["c.mp4"]
+    import time
+
+    for _ in range(50):
+        if not _vidgan_threads():
+            break
+        time.sleep(0.1)
+    assert not _vidgan_threads()

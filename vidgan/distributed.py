@@ -179,10 +179,10 @@ class AnonymizeWork(FileWork):
                     continue
                 report.faces += sum(b.kind == "detected" for b in boxes)
                 tracks.update(b.track_id for b in boxes)
-                image, regions = pipe._cover(frame, boxes, report)
+                item = pipe._cover(frame, boxes, report)
                 report.frames += 1
                 progress(report.frames)
-                yield frame, image, regions
+                yield item
 
         try:
             encode_segment(part, reader.info, own_frames(), self.options.encode)

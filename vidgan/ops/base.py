@@ -17,6 +17,9 @@ from .masks import MaskOptions, MaskPatch, blend, mask_patch, patch_bounds
 
 class Operation:
     name = "base"
+    # True: `apply` depends on its arguments only (no state carried from frame to frame), so the
+    # pipeline may cover several frames at once, in threads.
+    per_frame = False
 
     def __init__(self, mask: MaskOptions = MaskOptions()):
         self.mask = mask

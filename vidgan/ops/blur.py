@@ -17,6 +17,7 @@ from .masks import MaskOptions, MaskPatch
 
 class Blur(Operation):
     name = "blur"
+    per_frame = True
     UP = 6  # pixels per cell of the intermediate image
 
     def __init__(self, mask: MaskOptions = MaskOptions(), strength: float = 1.0):

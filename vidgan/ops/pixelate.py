@@ -12,6 +12,7 @@ from .masks import MaskOptions, MaskPatch
 
 class Pixelate(Operation):
     name = "pixelate"
+    per_frame = True
 
     def __init__(self, mask: MaskOptions = MaskOptions(), blocks: int = 8):
         super().__init__(mask)

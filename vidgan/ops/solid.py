@@ -31,6 +31,7 @@ def parse_color(value: str) -> tuple[int, int, int]:
 
 class Solid(Operation):
     name = "solid"
+    per_frame = True
 
     def __init__(self, mask: MaskOptions = MaskOptions(), color: tuple[int, int, int] = (0, 0, 0)):
         super().__init__(mask)
