@@ -4,6 +4,7 @@
 Rows (frames per second over the same clip, each the best of --repeat runs):
   decode            PyAV decode to RGB, CPU (the input side of every job)
   transcode         decode + libx264 encode at vidgan's default settings, no face work: the limit
+                    (vidgan's reader and writer: a yuv420p input passes through without RGB -> YUV)
   transcode (PyAV)  the same through PyAV's own RGB -> YUV (swscale), as bench_anonymize.py's baseline
                     and vidgan's writer before session 8 (which now converts with OpenCV)
   detector (cuda)   MTCNN cascade alone on preloaded frames, batch --batch-size, PyTorch nets on the GPU
@@ -69,7 +70,7 @@ def transcode(clip: str, out: str) -> None:
         w = VideoWriter(out, r.info, clip, EncodeOptions())
         try:
             for f in r:
-                w.write(f)
+                w.write(f, f.image, [])  # nothing covered: the frame's own YUV where it has it
             w.finish()
             w.commit()
         except BaseException:
