@@ -391,30 +391,16 @@ def walker(first: int, last: int, x0=100.0, speed=22.0) -> dict[int, list[Box]]:
 
 
 def test_a_new_face_is_followed_back_to_its_first_frame():
-    """Seen first at frame 12 (detector on every 6th frame), a face that entered at frame 10 is looked
-    for in frame 6 first (the last search, not found there), then in 11, 10 (found: real boxes there,
-    not guesses) and 9 (not found: the search ends)."""
+    """Seen first at frame 12 (detector on every 6th frame), a face that entered at frame 10 is
+    searched for in 11, 10 (found: real boxes there, not guesses) and 9 (not found: the search ends)."""
     truth = walker(10, 40)
     out, searched = sparse_run(truth, 42, 6)
-    assert [i for i, _ in searched][:4] == [6, 11, 10, 9]
+    assert [i for i, _ in searched][:3] == [11, 10, 9]
     for i in (10, 11):
         (tb,) = out[i]
         assert tb.kind == "detected" and tb.box.iou(truth[i][0]) > 0.7
     # before its first frame the face is held (backfilled) from there, as without a search
     assert [tb.kind for tb in out[9]] == ["held"]
-
-
-def test_a_new_face_found_in_the_last_search_needs_no_walk():
-    """A face there all along that the whole-frame searches at 0 and 6 missed, first found at 12: one
-    region search in frame 6 finds it, and the frames between 6 and 12 are interpolated as for any
-    track instead of searched one by one."""
-    truth = walker(0, 40)
-    out, searched = sparse_run(truth, 42, 6, full_misses=frozenset({0, 6}))
-    assert [i for i, _ in searched if i < 12] == [6]
-    assert [tb.kind for tb in out[6]] == ["detected"]
-    for i in range(7, 12):
-        (tb,) = out[i]
-        assert tb.kind == "interpolated" and contains(tb.box, truth[i][0], tol=0.5), (i, tb)
 
 
 def test_a_face_that_leaves_is_followed_to_its_last_frame():
@@ -481,11 +467,10 @@ def test_a_face_that_speeds_up_keeps_one_track():
 def test_a_small_new_face_is_followed_back_past_a_coarse_search():
     """Full-resolution searches at 0, 12, 24 and coarse ones (faces of 150 px and more) at 6, 18: a
     face 120 px tall that entered at frame 4 is first found at 12. Frame 6's search could not have seen
-    it, so it is looked for in frame 0 first (the last search that could have: not there), then
-    the walk back goes on past 6 down to 4 (found) and 3 (not found)."""
+    it, so the walk back goes on past 6 down to 4 (found) and 3 (not found)."""
     truth = walker(4, 40)
     out, searched = sparse_run(truth, 42, 6, period=12, coarse_min_face=150.0)
-    assert [i for i, _ in searched][:10] == [0, 11, 10, 9, 8, 7, 6, 5, 4, 3]
+    assert [i for i, _ in searched][:9] == [11, 10, 9, 8, 7, 6, 5, 4, 3]
     for i in range(4, 12):
         (tb,) = out[i]
         assert tb.kind == "detected" and tb.box.iou(truth[i][0]) > 0.7

@@ -271,12 +271,7 @@ class Tracker:
             prev = self._last_search_for(max(box.width, box.height))
             skipped = list(range(max(prev + 1, self._next_render), index))
             if skipped:
-                # First a look around it in the last searched frame, whose whole-frame search missed
-                # it: most new faces were there all along, under the detector's threshold (marathon:
-                # ~185 of ~220 walks found the face in every frame). Found there, the frames between
-                # are interpolated as for any track; else the walk goes back frame by frame.
-                probe = prev if prev >= self._next_render else None
-                out.append(Search(st.track.track_id, skipped[::-1], box, index, forward=False, probe=probe))
+                out.append(Search(st.track.track_id, skipped[::-1], box, index, forward=False))
         for st in active:  # seen since the previous search that could find it, missed here
             last = st.sorted_frames[-1]
             box = st.track.observations[last].box
