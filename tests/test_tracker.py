@@ -501,3 +501,26 @@ def test_a_face_seen_once_keeps_its_track_across_a_long_gap():
     assert searched == []
     assert len({tb.track_id for i in range(21) for tb in out[i]}) == 1
     assert [tb.kind for tb in out[5]] == ["interpolated"]
+
+
+def test_assignment_is_scipys_without_importing_scipy_optimize():
+    """The tracker's assignment is scipy's linear_sum_assignment, loaded from its C extension alone:
+    the same answers as the public function, and `scipy.optimize` (0.4-0.5 s to import) stays unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from vidgan.faces.tracker import _assign; "
+            "r = _assign(np.array([[4., 1., 3.], [2., 0., 5.], [3., 2., 2.]])); "
+            "print([r[0].tolist(), r[1].tolist()], 'scipy.optimize' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert " ".join(out) == "[[0, 1, 2], [1, 0, 2]] False"
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from vidgan.faces.tracker import _assign
+
+    rng = np.random.default_rng(0)
+    for shape in [(2, 2), (3, 5), (6, 4), (12, 12)]:
+        cost = rng.random(shape)
+        a, b = _assign(cost), linear_sum_assignment(cost)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

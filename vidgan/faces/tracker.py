@@ -82,14 +82,48 @@ def _grow(box: Box, fraction: float) -> Box:
 
 
 def _assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost assignment (scipy's Hungarian). With one track or one detection that is simply the
-    cheapest entry, so single-face videos never import scipy.optimize (~0.5-0.8 s of start-up)."""
+    """Minimum-cost assignment (scipy's `linear_sum_assignment`). With one track or one detection that
+    is simply the cheapest entry, so single-face videos never load scipy."""
     if 1 in cost.shape:
         k = int(np.argmin(cost))
         return np.array([k // cost.shape[1]]), np.array([k % cost.shape[1]])
-    from scipy.optimize import linear_sum_assignment
+    return _linear_sum_assignment()(cost)
 
-    return linear_sum_assignment(cost)
+
+_LSAP = None
+
+
+def _linear_sum_assignment():
+    """scipy's `linear_sum_assignment`, without the ~0.4-0.5 s that `import scipy.optimize` costs (it
+    loads linalg, linprog, ...; on 2 cores that was ~1 % of the whole run on a short multi-face clip,
+    per file): the function lives in scipy's C extension `scipy.optimize._lsap`, loaded here from its
+    file. Any surprise in scipy's layout falls back to the public import."""
+    global _LSAP
+    if _LSAP is None:
+        try:
+            import importlib.machinery
+            import importlib.util
+            import os
+            import sys
+
+            import scipy
+
+            name = "scipy.optimize._lsap"
+            mod = sys.modules.get(name)
+            if mod is None:
+                folder = os.path.join(os.path.dirname(scipy.__file__), "optimize")
+                path = next(os.path.join(folder, "_lsap" + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                            if os.path.isfile(os.path.join(folder, "_lsap" + suffix)))
+                spec = importlib.util.spec_from_file_location(name, path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                sys.modules[name] = mod  # a later `import scipy.optimize` reuses it
+            _LSAP = mod.linear_sum_assignment
+        except Exception:  # noqa: BLE001 - any layout surprise: the public, slower import
+            from scipy.optimize import linear_sum_assignment
+
+            _LSAP = linear_sum_assignment
+    return _LSAP
 
 
 @dataclass
