@@ -10,6 +10,7 @@ Rows (frames per second over the same clip, each the best of --repeat runs):
   detector (cuda)   MTCNN cascade alone on preloaded frames, batch --batch-size, PyTorch nets on the GPU
   detector (cpu)    the same on the CPU (OpenCV DNN nets), for the ratio
   blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
+  blur-every        the same with detection on every frame (--detect-every 1: no region searches)
   gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
   detect+track      `Pipeline.detect` (decode, detection, tracking; no cover, no encode): the input side
 plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
@@ -141,7 +142,9 @@ def main() -> int:
     for device in (["cuda"] if cuda else []) + ["cpu"]:
         guarded(f"detector ({device})", lambda d=device: detector_row(d))
 
-    modes = [("blur", {})]
+    # "blur-every": detection on every frame, batched on the GPU, so no region searches: on a GPU the
+    # sparse schedule's searches are many small cascade calls (session 11: 51 fps with it on hall)
+    modes = [("blur", {}), ("blur-every", {"mode": "blur", "detect_every": 1})]
     try:
         from vidgan.gan.deid import find_deid
 
@@ -154,8 +157,8 @@ def main() -> int:
     pipes = {}
     for mode, extra in modes:
         def end_to_end(mode=mode, extra=extra) -> None:
-            opts = AnonymizeOptions(mode=mode, detector=DetectorOptions(device=dev, batch_size=args.batch_size),
-                                    **extra)
+            kw = {"mode": mode, **extra}
+            opts = AnonymizeOptions(detector=DetectorOptions(device=dev, batch_size=args.batch_size), **kw)
             pipe = pipes[mode] = Pipeline(opts)
             out = os.path.join(tmp, f"{mode}.mp4")
             pipe.anonymize(args.clip, out)  # warm-up: loads the models

@@ -19,6 +19,9 @@
 #
 # The GAN row uses GAN (default: the deidD, deidE or deidA model that benchmarks/device_train.sh left
 # in /dev/shm on this machine while it stayed warm, else models/deid); without one it is skipped.
+# GAN=random times that architecture with random weights (session 11: no trained model shipped; the
+# work per face does not depend on the weights, but its leak rows then mean nothing).
+# Then benchmarks/prof_threads.py profiles blur (and GAN) mode on hall_1080p ($OUT/prof.log).
 # Session 6 (H200): the whole script took 195 s, after a 463 s device_train.sh call with BUDGET=370.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +35,14 @@ if [ -z "${GAN:-}" ]; then  # the first model device_train.sh left here, else mo
     if [ -f "/dev/shm/vidgan-runs/$j/export/generator.pt" ]; then GAN=/dev/shm/vidgan-runs/$j/export/generator.pt; break; fi
   done
 fi
+if [ "$GAN" = random ]; then  # speed only: the trained architecture (device_train.sh) with random weights
+  python3 -c "
+import sys; sys.path.insert(0, '.')
+from vidgan.gan.deid import DeidArch, DeidGenerator, save_deid
+save_deid('/tmp/random-deid.pt', DeidGenerator(DeidArch(size=128, ngf=32, n_down=4, n_res=4, n_proto=555,
+          proto_fit=True)), {'note': 'random weights: for speed only'}, half=True)" || exit 1
+  GAN=/tmp/random-deid.pt
+fi
 echo "GAN model: $GAN"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 K=/tmp/gpu-outputs
@@ -39,3 +50,9 @@ python3 benchmarks/bench_gpu.py --clip packed/gpu/hall_1080p.mp4 --gan-model "$G
   --also packed/gpu/hall_1080p.mp4 packed/gpu/also/* --keep "$K" 2>&1 | tee "$OUT/gpu.log"
 (cd "$K" && tar cf - .) | split -b 15M - "$OUT/outputs.tar."
 ls -la "$OUT"
+# Where each thread's time goes at 1080p (benchmarks/prof_threads.py), blur and, with a model, GAN mode.
+for m in blur gan; do
+  if [ "$m" = gan ] && ! python3 -c "import sys; sys.path.insert(0, '.'); from vidgan.gan.deid import find_deid; find_deid('$GAN')" 2>/dev/null; then continue; fi
+  python3 benchmarks/prof_threads.py packed/gpu/hall_1080p.mp4 --device cuda --top 10 --mode $m \
+    $([ "$m" = gan ] && echo --gan-model "$GAN") 2>&1 | grep -v Warning | tee -a "$OUT/prof.log"
+done
