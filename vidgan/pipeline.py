@@ -408,8 +408,9 @@ class Pipeline:
         return self._covered(frame, boxes, self.operation.apply(frame.image, boxes, frame), observers)
 
     # Frames covered at once by an operation without state across frames (blur, pixelate, solid) on a
-    # machine with at least COVER_MIN_CPUS cores: OpenCV releases the GIL, so with a GPU detecting,
-    # one covering thread was the limit on 1080p crowds. Results stay in frame order.
+    # machine with at least COVER_MIN_CPUS cores (OpenCV releases the GIL). On an H200 with 16 cores
+    # the covering thread was the busiest one on hall_1080p, 8 faces a frame (session 11 profile);
+    # on 2 cores the other stages need the cores. Results stay in frame order.
     COVER_THREADS = 4
     COVER_MIN_CPUS = 6
 
