@@ -506,3 +506,47 @@ def test_prototypes_take_the_colour_of_the_face_context():
     x2[:, :, g.hard[0, 0] > 0] = -0.9
     assert torch.equal(g.fit_prototypes(p, x2), fitted)
     assert (g.fit_prototypes(p, x * 0.5 - 0.5) < fitted).float().mean() > 0.9
+
+
+def test_op_steadies_faces_along_the_flow_of_the_context():
+    """Flow-guided steadiness: with a steady scene the previous output is blended into the face
+    (its change between frames shrinks); the flow never reads the faces, so repainting the face
+    interior in both frames leaves both outputs bit-identical; pixels outside the mask patches are
+    the input's; and a face that was not covered in the previous frame takes nothing from it."""
+    a = frame_with_faces()
+    b = np.clip(a.astype(int) + 40, 0, 255).astype(np.uint8)  # the light changed
+    box = TrackBox(1, Box(50, 25, 100, 85), 0.99, "detected")
+    diffs, outs = {}, {}
+    for alpha in (0.0, 0.7):
+        o = op(crop_alpha=0.0, color_match=False, flow_alpha=alpha)
+        f0 = o.apply(a, [box], Frame(0, 0, 0, a))
+        f1 = o.apply(b, [box], Frame(1, 1, 0.03, b))
+        diffs[alpha] = np.abs(f1.astype(int) - f0.astype(int))[45:65, 65:85].mean()
+        outs[alpha] = (f0, f1)
+    assert diffs[0.7] < 0.5 * diffs[0.0], diffs
+    assert np.array_equal(outs[0.7][0], outs[0.0][0])  # the first frame has nothing to blend
+    outside = np.ones(b.shape[:2], bool)  # outside the mask patches (what the vault stores) ...
+    for _, patch in op().patches([box], b.shape[1], b.shape[0]):
+        outside[patch.slices] &= patch.alpha == 0
+    assert np.array_equal(outs[0.7][1][outside], b[outside])  # ... every pixel is the input's
+    runs = []
+    for fill in (None, 0, 255):
+        o = op(crop_alpha=0.0, flow_alpha=0.7)
+        fa, fb = a.copy(), b.copy()
+        if fill is not None:
+            fa[45:65, 65:85] = fill
+            fb[45:65, 65:85] = 255 - fill
+        runs.append((o.apply(fa, [box], Frame(0, 0, 0, fa)), o.apply(fb, [box], Frame(1, 1, 0.03, fb))))
+    for r in runs[1:]:
+        assert np.array_equal(r[0], runs[0][0]) and np.array_equal(r[1], runs[0][1])
+    # a face that appears: the previous frame had no face covered there, so nothing is blended in,
+    # even where that frame's input looked like a masked one (flat grey: a steady "scene" for the flow)
+    other = TrackBox(2, Box(110, 30, 150, 80), 0.99, "detected")
+    per_frame, steadied = op(crop_alpha=0.0, flow_alpha=0.0), op(crop_alpha=0.0, flow_alpha=0.7)
+    grey = a.copy()
+    grey[10:100, 100:160] = 128
+    for o in (per_frame, steadied):
+        o.apply(grey, [box], Frame(0, 0, 0, grey))
+    g0, g1 = (o.apply(grey, [box, other], Frame(1, 1, 0.03, grey)) for o in (per_frame, steadied))
+    assert steadied._smoother.cuts == 0  # it did blend (the same frame twice: a steady scene)
+    assert np.array_equal(g0[30:80, 120:150], g1[30:80, 120:150])  # (left of 120: the first face's patch)

@@ -55,6 +55,7 @@ class AnonymizeOptions:
     full_res_every: int = 0  # of those, every n-th at the full working resolution, the rest at half; 0: auto
     gan_model: Any = "deid"  # gan mode: generator name in models/, a path (vidgan train deid), or a loaded generator
     gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
+    gan_flow: float = 0.7  # gan mode: weight of the previous output warped along the flow (ops.GanFace); 0: off
 
     # `detect_every=0` picks the stride from the frame rate so the detector still searches whole
     # frames at least AUTO_DETECT_HZ times a second (every 5th frame at 25-29.97 fps, 6th at 30,
@@ -78,6 +79,8 @@ class AnonymizeOptions:
             raise UsageError("--detect-every must be at least 1 (or 0 for auto)")
         if self.full_res_every < 0:
             raise UsageError("--full-res-every must be at least 1 (or 0 for auto)")
+        if not 0.0 <= self.gan_flow < 1.0:
+            raise UsageError("the gan flow weight must be in [0, 1)")
 
     def detect_stride(self, fps: Optional[float]) -> int:
         """Run the detector on frames whose index is a multiple of this."""
@@ -116,7 +119,8 @@ class AnonymizeOptions:
             return OPERATIONS["solid"](self.mask, color=self.color)
         if self.mode == "gan":
             try:
-                return OPERATIONS["gan"](self.mask, model=self.gan_model, key=self.gan_key, device=self.detector.device)
+                return OPERATIONS["gan"](self.mask, model=self.gan_model, key=self.gan_key, device=self.detector.device,
+                                         flow_alpha=self.gan_flow)
             except (FileNotFoundError, ValueError) as exc:
                 raise UsageError(str(exc)) from None
         return OPERATIONS[self.mode](self.mask)

@@ -222,7 +222,11 @@ class TemporalSmoother:
         self.cuts = 0
         self.last_trusted = 1.0
 
-    def step(self, inp: np.ndarray, out: np.ndarray, region: Optional[np.ndarray] = None) -> np.ndarray:
+    def step(self, inp: np.ndarray, out: np.ndarray, region: Optional[np.ndarray] = None,
+             prev_mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """`prev_mask` (optional, HxW float32 on the previous output's grid): where the previous output
+        may be blended in, carried along the flow; e.g. the faces covered in the previous frame, so a
+        face that is covered now never takes pixels from where the previous frame showed the input."""
         gray = self.estimator.gray(inp)
         o = self.options
         prev_gray, prev_out = self._prev_gray, self._prev_out
@@ -243,6 +247,8 @@ class TemporalSmoother:
         h, w = out.shape[:2]
         flow = resize_flow(m.flow, h, w)
         weight = cv2.resize(weight_small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if prev_mask is not None:
+            weight = weight * np.clip(warp(np.asarray(prev_mask, np.float32), flow), 0.0, 1.0)
         if region is not None:
             weight = weight * np.clip(region, 0.0, 1.0)
             if not self.use_torch:

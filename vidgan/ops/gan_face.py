@@ -20,6 +20,11 @@ Per frame, for every face box:
    set by z (so by the passcode), skipping prototypes already given to another track of this video.
 4. the pasted pixels are confined to the operation's mask patch (`Operation.patches`, the region
    the vault stores), so `restore` brings every changed pixel back.
+5. flow-guided steadiness (`flow_alpha`, `vidgan.temporal.TemporalSmoother`): the previous output
+   frame is warped onto this one along the optical flow and blended into the covered faces, where
+   the previous frame was covered too (a face never takes pixels from where the previous frame
+   showed the input). The flow is computed on the frames with every mask patch painted grey: it
+   follows the head and the scene around the face, never the face's own pixels.
 
 A face that cannot be aligned usefully (smaller than `MIN_FACE` px, or a box mostly outside the
 frame) is blurred instead: privacy first, a face is never left uncovered.
@@ -58,7 +63,7 @@ class GanFace(Operation):
 
     def __init__(self, mask: MaskOptions = MaskOptions(), model: object = "models/deid", key: Optional[bytes] = None,
                  device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
-                 generator=None):
+                 generator=None, flow_alpha: float = 0.7):
         super().__init__(mask)
         from ..gan.deid import context_ring, load_deid
         from ..gan.deid_keys import TrackCodes, random_key
@@ -80,6 +85,9 @@ class GanFace(Operation):
         self.tracks: dict[int, _TrackState] = {}
         self.protos: dict[int, int] = {}  # track id -> prototype (kept for the whole video)
         self.stats = {"generated": 0, "blurred": 0}
+        self.flow_alpha = flow_alpha
+        self._smoother = None  # TemporalSmoother, made on first use
+        self._prev_covered: Optional[np.ndarray] = None  # the previous frame's mask patches (HxW alpha)
 
     def start_file(self, input_path: str) -> None:
         """Called by the pipeline before each file: the per-video salt, fresh track state."""
@@ -88,6 +96,7 @@ class GanFace(Operation):
         self.codes = TrackCodes(self.key, video_salt(input_path), dim=self.net.arch.z_dim)
         self.tracks.clear()
         self.protos.clear()
+        self._prev_covered = None
 
     # -- geometry
     def landmarks(self, tb: TrackBox, index: int) -> Optional[np.ndarray]:
@@ -113,7 +122,31 @@ class GanFace(Operation):
     # -- the operation
     def apply(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame] = None) -> np.ndarray:
         if not boxes:
+            self._prev_covered = None  # nothing covered here: the next frame starts afresh
             return image
+        return self._steady(image, self._paint(image, boxes, frame), boxes)
+
+    def _steady(self, image: np.ndarray, out: np.ndarray, boxes: Sequence[TrackBox]) -> np.ndarray:
+        """Step 5 of the module docstring: the previous output blended in along the flow."""
+        if self.flow_alpha <= 0:
+            return out
+        from ..temporal import SmoothOptions, TemporalSmoother
+
+        h, w = image.shape[:2]
+        covered = np.zeros((h, w), np.float32)
+        for _, patch in self.patches(boxes, w, h):
+            np.maximum(covered[patch.slices], patch.alpha, out=covered[patch.slices])
+        context = image.copy()
+        context[covered > 0] = 128  # the flow sees the scene around the faces, not the faces
+        if self._smoother is None:
+            self._smoother = TemporalSmoother(SmoothOptions(alpha=self.flow_alpha), device=self.net.hard.device)
+        prev, self._prev_covered = self._prev_covered, covered
+        if prev is None:
+            self._smoother.reset()
+        return self._smoother.step(context, out, region=covered, prev_mask=prev)
+
+    def _paint(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame]) -> np.ndarray:
+        """Steps 1-4 of the module docstring: every face of this frame replaced on its own."""
         import torch
 
         from ..gan.deid import heatmaps
