@@ -95,10 +95,13 @@ def frames(path: str) -> list[np.ndarray]:
         return [np.ascontiguousarray(f.image) for f in r]  # rows may be padded (700 px wide); dlib needs contiguous
 
 
-def run_mode(src: str, out: str, mode: str, model: str, key: bytes | None, device: str) -> float:
+def run_mode(src: str, out: str, mode: str, model: str, key: bytes | None, device: str,
+             gan_flow: float | None = None) -> float:
     from vidgan.faces import DetectorOptions
 
-    pipe = Pipeline(AnonymizeOptions(mode=mode, gan_model=model, gan_key=key, detector=DetectorOptions(device=device)))
+    extra = {} if gan_flow is None else {"gan_flow": gan_flow}
+    pipe = Pipeline(AnonymizeOptions(mode=mode, gan_model=model, gan_key=key, detector=DetectorOptions(device=device),
+                                     **extra))
     t0 = time.perf_counter()
     report = pipe.anonymize(src, out)
     dt = time.perf_counter() - t0
@@ -161,8 +164,8 @@ def bench_clip(name: str, args, judge: Judge) -> dict:
     ka = passcode_key(Passcode("bench passcode A"))
     kb = passcode_key(Passcode("bench passcode B"))
     outs = {m: os.path.join(tmp, f"{m}.mp4") for m in ("gan_a", "gan_b", "blur")}
-    fps = {"gan": run_mode(src, outs["gan_a"], "gan", args.gan_model, ka, args.device)}
-    run_mode(src, outs["gan_b"], "gan", args.gan_model, kb, args.device)
+    fps = {"gan": run_mode(src, outs["gan_a"], "gan", args.gan_model, ka, args.device, args.gan_flow)}
+    run_mode(src, outs["gan_b"], "gan", args.gan_model, kb, args.device, args.gan_flow)
     fps["blur"] = run_mode(src, outs["blur"], "blur", args.gan_model, None, args.device)
     orig, ga, gb, bl = frames(src), frames(outs["gan_a"]), frames(outs["gan_b"]), frames(outs["blur"])
     faces = leaks = still = 0
@@ -233,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--donors", type=int, default=0,
                     help="ceiling of the mask: paint N real UTKFace adults instead of a model (see above)")
     ap.add_argument("--interior", help="CX,CY,AX,AY: the interior mask for --donors (default: gan.deid's)")
+    ap.add_argument("--gan-flow", type=float, default=None,
+                    help="weight of the flow-guided steadiness in gan mode (AnonymizeOptions.gan_flow; 0: off)")
     ap.add_argument("--candidates", type=int, default=0,
                     help="prototypes a track's pick is made among, nearest context first (default: GanFace's)")
     args = ap.parse_args(argv)
