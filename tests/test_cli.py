@@ -188,13 +188,13 @@ def test_detection_schedule_flags_reach_the_options():
 
 
 def test_gan_steady_flag_reaches_the_options():
-    """--gan-steady W sets the weight of GAN mode's flow-guided steadiness (0 turns it off); values
+    """--gan-steady W sets the weight of GAN mode's flow-guided steadiness (default 0: off); values
     outside [0, 0.95] are a usage error (exit 2)."""
     from vidgan.cli import _anonymize_options, build_parser
 
     parse = build_parser().parse_args
-    assert _anonymize_options(parse(["anonymize", "in.mp4", "-o", "o.mp4"])).gan_flow == 0.7
-    assert _anonymize_options(parse(["anonymize", "in.mp4", "-o", "o.mp4", "--gan-steady", "0"])).gan_flow == 0.0
+    assert _anonymize_options(parse(["anonymize", "in.mp4", "-o", "o.mp4"])).gan_flow == 0.0
+    assert _anonymize_options(parse(["anonymize", "in.mp4", "-o", "o.mp4", "--gan-steady", "0.7"])).gan_flow == 0.7
     for bad in ("1", "-0.1"):
         with pytest.raises(SystemExit) as exc:
             parse(["anonymize", "in.mp4", "-o", "o.mp4", "--gan-steady", bad])

@@ -55,7 +55,7 @@ class AnonymizeOptions:
     full_res_every: int = 0  # of those, every n-th at the full working resolution, the rest at half; 0: auto
     gan_model: Any = "deid"  # gan mode: generator name in models/, a path (vidgan train deid), or a loaded generator
     gan_key: Optional[bytes] = field(default=None, repr=False)  # gan mode: gan.deid_keys.passcode_key; None: random
-    gan_flow: float = 0.7  # gan mode: weight of the previous output warped along the flow (ops.GanFace); 0: off
+    gan_flow: float = 0.0  # gan mode: weight of the previous output warped along the flow (ops.GanFace); 0: off
 
     # `detect_every=0` picks the stride from the frame rate so the detector still searches whole
     # frames at least AUTO_DETECT_HZ times a second (every 5th frame at 25-29.97 fps, 6th at 30,

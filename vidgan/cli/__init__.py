@@ -163,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--color", default="black", help="solid mode colour: #rrggbb, r,g,b or a name")
     m.add_argument("--gan-model", default="deid", metavar="NAME_OR_PATH",
                    help="gan mode: generator in models/NAME or a generator.pt (`vidgan train deid`; default deid)")
-    m.add_argument("--gan-steady", type=_fraction(0.0, 0.95), default=0.7, metavar="W",
+    m.add_argument("--gan-steady", type=_fraction(0.0, 0.95), default=0.0, metavar="W",
                    help="gan mode: weight of the previous frame's faces carried along the motion of the scene "
-                        "around them (less flicker; 0: off; default 0.7)")
+                        "around them (0: off, the default; with real donor faces it did not lower flicker)")
     t = a.add_argument_group("what to cover")
     t.add_argument("--start", type=parse_time, help="process from this time (s or hh:mm:ss); "
                    "earlier frames are kept unchanged")
@@ -244,7 +244,7 @@ def _anonymize_options(args):
             start=args.start, end=args.end, keep_tracks=frozenset(args.keep_track),
             tracks_file=args.tracks, detect_every=args.detect_every,
             full_res_every=args.full_res_every,
-            gan_model=getattr(args, "gan_model", "deid"), gan_flow=getattr(args, "gan_steady", 0.7))
+            gan_model=getattr(args, "gan_model", "deid"), gan_flow=getattr(args, "gan_steady", 0.0))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -20,11 +20,13 @@ Per frame, for every face box:
    set by z (so by the passcode), skipping prototypes already given to another track of this video.
 4. the pasted pixels are confined to the operation's mask patch (`Operation.patches`, the region
    the vault stores), so `restore` brings every changed pixel back.
-5. flow-guided steadiness (`flow_alpha`, `vidgan.temporal.TemporalSmoother`): the previous output
-   frame is warped onto this one along the optical flow and blended into the covered faces, where
-   the previous frame was covered too (a face never takes pixels from where the previous frame
-   showed the input). The flow is computed on the frames with every mask patch painted grey: it
-   follows the head and the scene around the face, never the face's own pixels.
+5. optional flow-guided steadiness (`flow_alpha` > 0, `vidgan.temporal.TemporalSmoother`): the
+   previous output frame is warped onto this one along the optical flow and blended into the covered
+   faces, where the previous frame was covered too (a face never takes pixels from where the
+   previous frame showed the input). The flow is computed on the frames with every mask patch
+   painted grey: it follows the head and the scene around the face, never the face's own pixels.
+   Off by default: with real donor faces in place of a generator it did not lower the flicker
+   metric (docs/benchmarks.md, session 11).
 
 A face that cannot be aligned usefully (smaller than `MIN_FACE` px, or a box mostly outside the
 frame) is blurred instead: privacy first, a face is never left uncovered.
@@ -63,7 +65,7 @@ class GanFace(Operation):
 
     def __init__(self, mask: MaskOptions = MaskOptions(), model: object = "models/deid", key: Optional[bytes] = None,
                  device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
-                 generator=None, flow_alpha: float = 0.7):
+                 generator=None, flow_alpha: float = 0.0):
         super().__init__(mask)
         from ..gan.deid import context_ring, load_deid
         from ..gan.deid_keys import TrackCodes, random_key
