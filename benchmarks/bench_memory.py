@@ -71,7 +71,7 @@ def main() -> int:
     for q in (0.1, 0.25, 0.5, 0.75, 0.9, 1.0):
         print(f"{int(q * 100):>8}% | {mb[min(n - 1, int(q * n) - 1 if q < 1 else n - 1)]:>7.0f}")
     first = sum(mb[n // 8: n // 4]) / max(1, n // 4 - n // 8)
-    last = sum(mb[-n // 4:]) / max(1, n // 4)
+    last = sum(mb[n - n // 4:]) / max(1, n // 4)  # the last n // 4 samples (not mb[-n // 4:]: that is (-n) // 4)
     print(f"peak {max(mb):.0f} MB; mean RSS second eighth {first:.0f} MB -> last quarter {last:.0f} MB "
           f"(growth {last - first:+.0f} MB)")
     return 0
