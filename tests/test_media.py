@@ -724,24 +724,31 @@ def _yuv_planes(path: str) -> list[np.ndarray]:
         return [f.to_ndarray() for f in c.decode(video=0)]
 
 
-def test_untouched_pixels_pass_through_bit_exact(tmp_path):
-    """A yuv420p input's decoded planes travel with each frame (`Frame.yuv`); the writer keeps them
-    outside the regions an operation changed, widened to even bounds, and converts only those from
-    RGB. Lossless FFV1 both ways, so every sample can be compared: outside the region the output is
-    the input bit for bit (the RGB round trip of the whole frame is not: checked too)."""
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_untouched_pixels_pass_through_bit_exact(tmp_path, rotation):
+    """A yuv420p input's decoded planes travel with each frame (`Frame.yuv`, as stored); the writer
+    keeps them outside the regions an operation changed (upright coordinates, mapped to the stored
+    picture and widened to even bounds there) and converts only those from RGB. Lossless FFV1 both
+    ways, so every sample can be compared: outside the region the output is the input bit for bit
+    (the RGB round trip of the whole frame is not: checked too), inside it is what the whole-frame
+    conversion writes."""
+    from vidgan.media.writer import rot90_rect
 
-    src = make_clip(tmp_path / "in.mkv", codec="ffv1", frames=4, width=96, height=64)
-    region = (21, 9, 47, 30)  # odd x0 / y0: widened to (20, 8, 48, 30)
-    x0, y0, x1, y1 = 20, 8, 48, 30
+    src = make_clip(tmp_path / "in.mkv", codec="ffv1", frames=3, width=96, height=64, rotation=rotation)
+    k = (-(rotation // 90)) % 4  # stored = np.rot90(upright, k)
+    uw, uh = (64, 96) if k % 2 else (96, 64)
+    region = (21, 9, 47, 31)  # upright; odd bounds, so the stored one is widened
+    sx0, sy0, sx1, sy1 = rot90_rect(region, k, uw, uh)
+    x0, y0, x1, y1 = sx0 & ~1, sy0 & ~1, sx1 + (sx1 & 1), sy1 + (sy1 & 1)  # stored, even
     outs = {}
     for name, regions in (("pass", [region]), ("whole", None)):
         out = str(tmp_path / f"{name}.mkv")
         with VideoReader(src) as r:
             w = VideoWriter(out, r.info, options=EncodeOptions(codec="ffv1"))
             for f in r:
-                assert f.yuv is not None and f.yuv.shape == (96, 96)
+                assert f.yuv is not None and f.yuv.shape == (96, 96) and f.image.shape[:2] == (uh, uw)
                 img = f.image.copy()
-                img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (200, 30, 90)
+                img[region[1] + 1:region[3] - 1, region[0] + 1:region[2] - 1] = (200, 30, 90)
                 w.write(f, img, regions)
             w.commit()
         outs[name] = _yuv_planes(out)
@@ -755,12 +762,30 @@ def test_untouched_pixels_pass_through_bit_exact(tmp_path):
         assert np.array_equal(a[~mask], b[~mask])  # untouched: the input's own samples
         assert not np.array_equal(a[~mask], c[~mask])  # a whole-frame RGB round trip changes them
         assert not np.array_equal(a[mask], b[mask])  # the changed region is written
-        assert np.array_equal(b[:64][inside], c[:64][inside])  # ... as the whole-frame conversion does
+        assert np.array_equal(b[mask], c[mask])  # ... as the whole-frame conversion writes it
+
+
+def test_rot90_rect_follows_np_rot90():
+    from vidgan.media.writer import rot90_rect
+
+    rng = np.random.default_rng(1)
+    for k in range(-3, 5):
+        for _ in range(20):
+            h, w = rng.integers(3, 12, 2)
+            x0, x1 = sorted(rng.choice(w + 1, 2, replace=False))
+            y0, y1 = sorted(rng.choice(h + 1, 2, replace=False))
+            img = np.zeros((h, w), bool)
+            img[y0:y1, x0:x1] = True
+            rx0, ry0, rx1, ry1 = rot90_rect((x0, y0, x1, y1), k, w, h)
+            want = np.zeros_like(np.rot90(img, k))
+            want[ry0:ry1, rx0:rx1] = True
+            assert np.array_equal(np.rot90(img, k), want), (k, h, w, x0, y0, x1, y1)
 
 
 def test_frames_carry_yuv_only_where_it_can_pass_through(tmp_path):
-    """Full-range, rotated or odd-sized inputs give no `Frame.yuv` (the writer converts them whole)."""
-    for name, kw, has in (("plain.mp4", {}, True), ("rot.mp4", {"rotation": 90}, False),
+    """Full-range or odd-sized inputs give no `Frame.yuv` (the writer converts them whole); rotated
+    ones carry it as stored."""
+    for name, kw, has in (("plain.mp4", {}, True), ("rot.mp4", {"rotation": 90}, True),
                           ("full.mp4", {"pix_fmt": "yuvj420p"}, False),
                           ("odd.mp4", {"width": 63, "pix_fmt": "yuv444p"}, False)):
         with VideoReader(make_clip(tmp_path / name, frames=2, **kw)) as r:

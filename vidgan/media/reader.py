@@ -206,7 +206,7 @@ class VideoReader:
             last_pts = pts
             image = upright(vf.to_ndarray(format="rgb24"), rotation)
             yield Frame(index=index, pts=pts, time=float(pts * tb), image=image, duration=dur,
-                        yuv=None if rotation else yuv420p_planes(vf))
+                        yuv=yuv420p_planes(vf))
             index += 1
 
     # -- lifetime ----------------------------------------------------------------------------

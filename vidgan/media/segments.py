@@ -205,7 +205,7 @@ class SegmentReader:
                     image = upright(vf.to_ndarray(format="rgb24"), self.info.rotation)
                     yield Frame(index=local, pts=int(vf.pts), time=float(vf.pts * self.info.time_base),
                                 image=image, duration=vf.duration or None,
-                                yuv=None if self.info.rotation else yuv420p_planes(vf))
+                                yuv=yuv420p_planes(vf))
                     expected += 1
                 vf = next(frames, None)
             if expected != len(self._pts):

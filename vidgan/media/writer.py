@@ -117,22 +117,41 @@ def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
     return out
 
 
+def rot90_rect(rect: tuple[int, int, int, int], k: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where the rectangle (x0, y0, x1, y1, half-open) of a `width` x `height` image lands after
+    `np.rot90(image, k)` (k quarter turns counter-clockwise)."""
+    x0, y0, x1, y1 = rect
+    k %= 4
+    if k == 1:
+        return y0, width - x1, y1, width - x0
+    if k == 2:
+        return width - x1, height - y1, width - x0, height - y0
+    if k == 3:
+        return height - y1, x0, height - y0, x1
+    return rect
+
+
 def paste_yuv420p(yuv: np.ndarray, rgb: np.ndarray, regions: Sequence[tuple[int, int, int, int]],
-                  matrix: Optional[int]) -> np.ndarray:
-    """`yuv` (as `rgb_to_yuv420p` lays it out, not modified) with each region (x0, y0, x1, y1) of
-    the same-sized `rgb` converted into it; the regions are widened to even bounds (a chroma sample
-    covers 2x2 pixels). Returns `yuv` itself when there is nothing to paste."""
+                  matrix: Optional[int], rotation: int = 0) -> np.ndarray:
+    """`yuv` (the stored picture as `rgb_to_yuv420p` lays it out; not modified) with each region
+    (x0, y0, x1, y1) of the upright `rgb` converted into it; `rotation` is the display rotation that
+    turns the stored picture into `rgb`. The regions are widened to even bounds in the stored picture
+    (a chroma sample covers 2x2 pixels). Returns `yuv` itself when there is nothing to paste."""
     if not regions:
         return yuv
-    h, w = rgb.shape[:2]
+    k = (-(rotation // 90)) % 4  # stored = np.rot90(upright, k)
+    uh, uw = rgb.shape[:2]
+    h, w = (uw, uh) if k % 2 else (uh, uw)  # the stored picture
     out = yuv.copy()
     planes = out[h:].reshape(2, h // 2, w // 2)
-    for x0, y0, x1, y1 in regions:
+    for rect in regions:
+        x0, y0, x1, y1 = rot90_rect(rect, k, uw, uh)
         x0, y0 = max(0, x0) & ~1, max(0, y0) & ~1
         x1, y1 = min(w, x1 + (x1 & 1)), min(h, y1 + (y1 & 1))
         if x1 <= x0 or y1 <= y0:
             continue
-        part = rgb_to_yuv420p(rgb[y0:y1, x0:x1], matrix)
+        ux0, uy0, ux1, uy1 = rot90_rect((x0, y0, x1, y1), -k, w, h)  # the same pixels, upright
+        part = rgb_to_yuv420p(stored(rgb[uy0:uy1, ux0:ux1], rotation), matrix)
         ph = y1 - y0
         out[y0:y1, x0:x1] = part[:ph]
         uv = part[ph:].reshape(2, ph // 2, (x1 - x0) // 2)
@@ -304,11 +323,11 @@ class VideoWriter:
         # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (~3x faster; luma within a
         # level, see rgb_to_yuv420p); odd sizes and other formats go through swscale.
         self._fast_yuv = cc.pix_fmt == "yuv420p" and not odd
-        # Frames that come with their decoded YUV 4:2:0 (Frame.yuv: limited range, no rotation) keep
-        # it outside the regions an operation changed (write(regions=...)): those pixels are the
+        # Frames that come with their decoded YUV 4:2:0 (Frame.yuv: limited range, stored orientation)
+        # keep it outside the regions an operation changed (write(regions=...)): those pixels are the
         # input's, bit for bit, and need no conversion. Only for limited-range output of the same
         # layout, which is what _fast_yuv writes.
-        self._passthrough = self._fast_yuv and not info.rotation
+        self._passthrough = self._fast_yuv
         if cc.pix_fmt != "pal8" and self._matrix is not None:
             # Carry the colour tags over (a player needs them to show the same colours). Not the range:
             # the encoder gets limited-range YUV whatever the input had (full-range input is
@@ -432,10 +451,10 @@ class VideoWriter:
         if self._video.codec_context.pix_fmt == "pal8":
             vf = _gif_frame(stored(img, self.info.rotation))
         elif self._fast_yuv:
-            yuv = frame.yuv
-            if (regions is not None and self._passthrough and yuv is not None
-                    and yuv.shape == (img.shape[0] * 3 // 2, img.shape[1])):
-                yuv = paste_yuv420p(yuv, img, regions, self._matrix)
+            yuv, rot = frame.yuv, self.info.rotation
+            h, w = img.shape[1::-1] if (rot // 90) % 2 else img.shape[:2]  # the stored picture's size
+            if regions is not None and self._passthrough and yuv is not None and yuv.shape == (h * 3 // 2, w):
+                yuv = paste_yuv420p(yuv, img, regions, self._matrix, rot)
             else:
                 yuv = rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix)
             vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
