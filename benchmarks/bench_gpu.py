@@ -11,6 +11,7 @@ Rows (frames per second over the same clip, each the best of --repeat runs):
   detector (cpu)    the same on the CPU (OpenCV DNN nets), for the ratio
   blur end to end   `Pipeline.anonymize` in blur mode with --device cuda (detect stride auto)
   blur-every        the same with detection on every frame (--detect-every 1: no region searches)
+  blur-every2       every frame, every 2nd one at half resolution (--detect-every 1 --full-res-every 2)
   gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
   detect+track      `Pipeline.detect` (decode, detection, tracking; no cover, no encode): the input side
 plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
@@ -144,7 +145,8 @@ def main() -> int:
 
     # "blur-every": detection on every frame, batched on the GPU, so no region searches: on a GPU the
     # sparse schedule's searches are many small cascade calls (session 11: 51 fps with it on hall)
-    modes = [("blur", {}), ("blur-every", {"mode": "blur", "detect_every": 1})]
+    modes = [("blur", {}), ("blur-every", {"mode": "blur", "detect_every": 1}),
+             ("blur-every2", {"mode": "blur", "detect_every": 1, "full_res_every": 2})]
     try:
         from vidgan.gan.deid import find_deid
 
