@@ -783,10 +783,44 @@ def test_rot90_rect_follows_np_rot90():
 
 
 def test_frames_carry_yuv_only_where_it_can_pass_through(tmp_path):
-    """Full-range or odd-sized inputs give no `Frame.yuv` (the writer converts them whole); rotated
-    ones carry it as stored."""
+    """Odd-sized or non-4:2:0 inputs give no `Frame.yuv` (the writer converts them whole); rotated
+    ones carry it as stored, full-range ones too."""
     for name, kw, has in (("plain.mp4", {}, True), ("rot.mp4", {"rotation": 90}, True),
-                          ("full.mp4", {"pix_fmt": "yuvj420p"}, False),
+                          ("full.mp4", {"pix_fmt": "yuvj420p"}, True),
                           ("odd.mp4", {"width": 63, "pix_fmt": "yuv444p"}, False)):
         with VideoReader(make_clip(tmp_path / name, frames=2, **kw)) as r:
             assert all((f.yuv is not None) == has for f in r), name
+
+
+def test_full_range_input_stays_full_range(tmp_path):
+    """A full-range (JPEG-range) input is written full range where the codec stores the range: the
+    untouched samples pass through bit for bit (lossless H.264 in, FFV1 out), the output is tagged
+    full range, and a covered region converted from RGB decodes back to its RGB colours (the full-range
+    coefficients: a limited-range conversion would be off by ~10 levels at the extremes)."""
+    src = make_clip(tmp_path / "in.mp4", frames=3, width=96, height=64, pix_fmt="yuvj420p",
+                    codec_options={"qp": "0"})
+    with VideoReader(src) as r:
+        assert r.info.color_range == 2
+        out = str(tmp_path / "out.mkv")
+        w = VideoWriter(out, r.info, options=EncodeOptions(codec="ffv1"))
+        frames = []
+        for f in r:
+            assert f.yuv is not None
+            img = f.image.copy()
+            img[10:30, 20:50] = (250, 5, 128)  # near the ends of the range
+            frames.append(img)
+            w.write(f, img, [(20, 10, 50, 30)])
+        w.commit()
+    with av.open(src) as a, av.open(out) as b:
+        assert b.streams.video[0].codec_context.color_range == 2
+        for fa, fb, img in zip(a.decode(video=0), b.decode(video=0), frames):
+            ya, yb = fa.to_ndarray(), fb.to_ndarray()
+            keep = np.ones(ya.shape, bool)  # Y, then U and V: all but the region (even bounds already)
+            keep[10:30, 20:50] = False
+            chroma = np.zeros((32, 48), bool)
+            chroma[5:15, 10:25] = True
+            keep[64:] = ~np.concatenate([chroma.ravel(), chroma.ravel()]).reshape(32, 96)
+            assert np.array_equal(ya[keep], yb[keep])
+            rgb = fb.to_ndarray(format="rgb24").astype(int)
+            assert np.abs(rgb[12:28, 22:48] - np.array([250, 5, 128])).mean() < 3
+

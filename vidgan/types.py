@@ -104,7 +104,7 @@ class Frame:
     time: float  # seconds from stream start
     image: np.ndarray = field(repr=False)
     duration: Optional[int] = None  # in time_base units when the container knows it
-    # The decoded picture itself when it was 8-bit limited-range YUV 4:2:0 of even size, as stored
+    # The decoded picture itself when it was 8-bit YUV 4:2:0 of even size (range as VideoInfo says), as stored
     # (before the display rotation): planes Y, U, V row after row, (h * 3 / 2, w) uint8. The writer
     # passes the pixels an operation did not touch straight through (no RGB round trip), see
     # VideoWriter.write.

@@ -223,12 +223,12 @@ class VideoReader:
 
 
 def yuv420p_planes(vf: av.VideoFrame) -> Optional[np.ndarray]:
-    """A decoded 8-bit limited-range YUV 4:2:0 frame of even size as one (h * 3 / 2, w) uint8 array
-    (Y, then U, then V, row after row: what `VideoFrame.from_ndarray(.., "yuv420p")` takes), copied
-    out of FFmpeg's padded planes (~0.3 ms at 1080p, a sixth of `to_ndarray()`); None for any other
-    frame (full range, other layouts, odd sizes)."""
+    """A decoded 8-bit YUV 4:2:0 frame of even size (limited or full range: yuv420p, yuvj420p) as one
+    (h * 3 / 2, w) uint8 array (Y, then U, then V, row after row: what
+    `VideoFrame.from_ndarray(.., "yuv420p")` takes), copied out of FFmpeg's padded planes (~0.3 ms at
+    1080p, a sixth of `to_ndarray()`); None for any other frame (other layouts, odd sizes)."""
     w, h = vf.width, vf.height
-    if vf.format.name != "yuv420p" or vf.color_range == 2 or w % 2 or h % 2:
+    if vf.format.name not in ("yuv420p", "yuvj420p") or w % 2 or h % 2:
         return None
     out = np.empty((h * 3 // 2, w), np.uint8)
     dst = (out[:h], *out[h:].reshape(2, h // 2, w // 2))

@@ -81,21 +81,22 @@ _KR_KB = {None: (0.299, 0.114), 1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299,
 
 
 @functools.lru_cache(maxsize=None)
-def _rgb_to_yuv_matrix(matrix: Optional[int]) -> np.ndarray:
-    """3x4 RGB -> limited-range YCbCr (Y 16-235, Cb/Cr 16-240) for cv2.transform; once per matrix."""
+def _rgb_to_yuv_matrix(matrix: Optional[int], full: bool = False) -> np.ndarray:
+    """3x4 RGB -> limited-range YCbCr (Y 16-235, Cb/Cr 16-240), or full-range (0-255) with `full`,
+    for cv2.transform; once per matrix."""
     kr, kb = _KR_KB.get(matrix, _KR_KB[None])
     kg = 1.0 - kr - kb
-    ys, cs = 219.0 / 255.0, 224.0 / 255.0
-    m = np.array([[kr * ys, kg * ys, kb * ys, 16.0],
+    ys, cs = (1.0, 1.0) if full else (219.0 / 255.0, 224.0 / 255.0)
+    m = np.array([[kr * ys, kg * ys, kb * ys, 0.0 if full else 16.0],
                   [-kr / (2 - 2 * kb) * cs, -kg / (2 - 2 * kb) * cs, 0.5 * cs, 128.0],
                   [0.5 * cs, -kg / (2 - 2 * kr) * cs, -kb / (2 - 2 * kr) * cs, 128.0]], np.float32)
     m.setflags(write=False)
     return m
 
 
-def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
-    """RGB uint8 (even height and width) -> limited-range YUV 4:2:0 planes as one (h * 3 / 2, w)
-    array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
+def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int], full: bool = False) -> np.ndarray:
+    """RGB uint8 (even height and width) -> limited-range (`full`: full-range) YUV 4:2:0 planes as one
+    (h * 3 / 2, w) array, the layout `VideoFrame.from_ndarray(..., format="yuv420p")` takes.
 
     What swscale does for the encoder, with `matrix`'s coefficients, in a third of its time (1080p
     on this project's 2-core machine: ~5 ms against ~15 ms for swscale's RGB24 -> YUV420P, plus
@@ -104,7 +105,7 @@ def rgb_to_yuv420p(rgb: np.ndarray, matrix: Optional[int]) -> np.ndarray:
     same up to rounding; swscale's chroma filter differs by up to 3 levels at sharp edges)."""
     import cv2
 
-    m = _rgb_to_yuv_matrix(matrix)
+    m = _rgb_to_yuv_matrix(matrix, full)
     h, w = rgb.shape[:2]
     out = np.empty((h * 3 // 2, w), np.uint8)
     rgb = np.ascontiguousarray(rgb)
@@ -132,7 +133,7 @@ def rot90_rect(rect: tuple[int, int, int, int], k: int, width: int, height: int)
 
 
 def paste_yuv420p(yuv: np.ndarray, rgb: np.ndarray, regions: Sequence[tuple[int, int, int, int]],
-                  matrix: Optional[int], rotation: int = 0) -> np.ndarray:
+                  matrix: Optional[int], rotation: int = 0, full: bool = False) -> np.ndarray:
     """`yuv` (the stored picture as `rgb_to_yuv420p` lays it out; not modified) with each region
     (x0, y0, x1, y1) of the upright `rgb` converted into it; `rotation` is the display rotation that
     turns the stored picture into `rgb`. The regions are widened to even bounds in the stored picture
@@ -151,7 +152,7 @@ def paste_yuv420p(yuv: np.ndarray, rgb: np.ndarray, regions: Sequence[tuple[int,
         if x1 <= x0 or y1 <= y0:
             continue
         ux0, uy0, ux1, uy1 = rot90_rect((x0, y0, x1, y1), -k, w, h)  # the same pixels, upright
-        part = rgb_to_yuv420p(stored(rgb[uy0:uy1, ux0:ux1], rotation), matrix)
+        part = rgb_to_yuv420p(stored(rgb[uy0:uy1, ux0:ux1], rotation), matrix, full)
         ph = y1 - y0
         out[y0:y1, x0:x1] = part[:ph]
         uv = part[ph:].reshape(2, ph // 2, (x1 - x0) // 2)
@@ -323,15 +324,21 @@ class VideoWriter:
         # RGB -> YUV 4:2:0 by OpenCV rather than by the encoder's swscale (~3x faster; luma within a
         # level, see rgb_to_yuv420p); odd sizes and other formats go through swscale.
         self._fast_yuv = cc.pix_fmt == "yuv420p" and not odd
-        # Frames that come with their decoded YUV 4:2:0 (Frame.yuv: limited range, stored orientation)
-        # keep it outside the regions an operation changed (write(regions=...)): those pixels are the
-        # input's, bit for bit, and need no conversion. Only for limited-range output of the same
-        # layout, which is what _fast_yuv writes.
-        self._passthrough = self._fast_yuv
+        # A full-range YUV input stays full range where the codec stores the range (H.264/HEVC VUI,
+        # VP9, FFV1's container tags): no 256 -> 220 levels squeeze. Elsewhere the encoder gets
+        # limited range, which is also what untagged YUV means.
+        yuv_in = (info.pix_fmt or "").startswith(("yuv", "nv"))
+        self._full = (self._fast_yuv and yuv_in and info.color_range == 2
+                      and codec in ("libx264", "libx265", "libvpx-vp9", "ffv1"))
+        if self._full:
+            cc.color_range = 2
+        # Frames that come with their decoded YUV 4:2:0 (Frame.yuv, stored orientation) keep it
+        # outside the regions an operation changed (write(regions=...)): those pixels are the input's,
+        # bit for bit, and need no conversion. Only where the output has the input's layout and range.
+        self._passthrough = self._fast_yuv and self._full == (info.color_range == 2)
         if cc.pix_fmt != "pal8" and self._matrix is not None:
-            # Carry the colour tags over (a player needs them to show the same colours). Not the range:
-            # the encoder gets limited-range YUV whatever the input had (full-range input is
-            # converted), and untagged YUV means limited range.
+            # Carry the colour tags over (a player needs them to show the same colours); the range as
+            # decided above.
             cc.colorspace = self._matrix
             for key in ("color_primaries", "color_trc"):
                 if getattr(info, key) != 2:
@@ -454,13 +461,13 @@ class VideoWriter:
             yuv, rot = frame.yuv, self.info.rotation
             h, w = img.shape[1::-1] if (rot // 90) % 2 else img.shape[:2]  # the stored picture's size
             if regions is not None and self._passthrough and yuv is not None and yuv.shape == (h * 3 // 2, w):
-                yuv = paste_yuv420p(yuv, img, regions, self._matrix, rot)
+                yuv = paste_yuv420p(yuv, img, regions, self._matrix, rot, self._full)
             else:
-                yuv = rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix)
+                yuv = rgb_to_yuv420p(stored(img, self.info.rotation), self._matrix, self._full)
             vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             if self._matrix is not None:
                 vf.colorspace = self._matrix
-            vf.color_range = 1  # limited (MPEG), what rgb_to_yuv420p writes
+            vf.color_range = 2 if self._full else 1  # JPEG (full) or MPEG (limited): what was written
         else:
             vf = av.VideoFrame.from_ndarray(stored(img, self.info.rotation), format="rgb24")
             if self._matrix is not None:
