@@ -182,6 +182,25 @@ def test_audio_that_cannot_be_copied_is_transcoded_with_a_warning(tmp_path):
     assert video_times(dst) == times
 
 
+def test_pcm_audio_into_mp4_is_transcoded_not_lost(tmp_path):
+    """FFmpeg's MP4 muxer takes PCM in the header and refuses it only when the file is finished:
+    the copy probe writes a packet and the trailer too, so the audio is transcoded to AAC (from
+    Matroska's unordered "2 channels" layout, which the AAC encoder refuses, to stereo) and the
+    output is written; before, the whole output was lost ("finishing the file failed")."""
+    src = make_clip(tmp_path / "in.mkv", audio="pcm_s16le")
+    with av.open(src) as c:
+        assert [ch.name for ch in c.streams.audio[0].codec_context.layout.channels] == ["NONE", "NONE"]
+    dst = str(tmp_path / "out.mp4")
+    _, writer, times, _ = round_trip(src, dst)
+    assert len(writer.warnings) == 1 and "transcoded to aac" in writer.warnings[0]
+    with av.open(dst) as c:
+        a = c.streams.audio[0].codec_context
+        assert a.name == "aac" and a.layout.name == "stereo"
+        samples = sum(f.samples for f in c.decode(c.streams.audio[0]))
+    assert samples / 48000 == pytest.approx(1.0, abs=0.05)
+    assert video_times(dst) == times
+
+
 # Where the MARKER block (stored top-left) must appear once the display rotation is applied.
 # FFmpeg's display matrix angle is counter-clockwise: ffmpeg itself plays an angle of 90 with
 # transpose=cclock and -90 (= 270) with transpose=clock.

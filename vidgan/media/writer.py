@@ -207,13 +207,27 @@ class AtomicPath:
 
 
 def _can_copy(fmt: str, template) -> bool:
-    """Whether `fmt` accepts a stream copied from `template` (tried for real on a scratch file)."""
+    """Whether `fmt` accepts a stream copied from `template` (tried for real on a scratch file).
+
+    PCM audio also gets one packet of silence and the trailer: FFmpeg's MP4 muxer takes a
+    pcm_s16le stream in the header and refuses it only when the file is finished (EINVAL), which
+    lost the whole output of an MKV with PCM audio written as .mp4."""
     fd, scratch = tempfile.mkstemp(suffix=".probe")
     os.close(fd)
     try:
         with av.open(scratch, mode="w", format=fmt) as probe:
-            probe.add_stream_from_template(template)
+            out = probe.add_stream_from_template(template)
             probe.start_encoding()
+            cc = template.codec_context
+            if template.type == "audio" and cc.name.startswith("pcm_"):
+                channels = cc.layout.nb_channels if cc.layout else 2
+                width = max(1, (cc.format.bits if cc.format else 16) // 8)
+                packet = av.Packet(bytes(1024 * channels * width))
+                packet.stream = out
+                packet.pts = packet.dts = 0
+                packet.duration = 1024
+                packet.time_base = Fraction(1, cc.sample_rate or 48000)
+                probe.mux(packet)
         return True
     except (av.error.FFmpegError, ValueError, NotImplementedError):
         return False
@@ -222,6 +236,20 @@ def _can_copy(fmt: str, template) -> bool:
             os.unlink(scratch)
         except FileNotFoundError:
             pass
+
+
+# The usual layout for a channel count, for sources whose layout names no channels ("2 channels":
+# PCM in Matroska, WAV): encoders such as AAC refuse an unordered layout.
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _encodable_layout(layout) -> str:
+    """The source's channel layout when it names its channels, else the usual one for its count."""
+    if layout is None:
+        return "stereo"
+    if all(c.name != "NONE" for c in layout.channels):
+        return layout.name
+    return _DEFAULT_LAYOUTS.get(layout.nb_channels, "stereo")
 
 
 # AVColorSpace values that are YUV matrices swscale knows (BT.709, FCC, BT.470BG, SMPTE 170M,
@@ -371,7 +399,7 @@ class VideoWriter:
             elif s.type == "audio":
                 target = _AUDIO_FALLBACK.get(fmt, "aac")
                 out = self._out.add_stream(target, rate=s.codec_context.sample_rate)
-                layout = s.codec_context.layout.name if s.codec_context.layout else "stereo"
+                layout = _encodable_layout(s.codec_context.layout)
                 try:
                     out.codec_context.layout = layout
                 except Exception:  # noqa: BLE001 - keep the encoder's default layout
