@@ -68,7 +68,7 @@ def decode(clip: str) -> int:
 
 
 def transcode(clip: str, out: str) -> None:
-    with VideoReader(clip) as r:
+    with VideoReader(clip, keep_yuv=True) as r:
         w = VideoWriter(out, r.info, clip, EncodeOptions())
         try:
             for f in r:

@@ -762,7 +762,7 @@ def test_untouched_pixels_pass_through_bit_exact(tmp_path, rotation):
     outs = {}
     for name, regions in (("pass", [region]), ("whole", None)):
         out = str(tmp_path / f"{name}.mkv")
-        with VideoReader(src) as r:
+        with VideoReader(src, keep_yuv=True) as r:
             w = VideoWriter(out, r.info, options=EncodeOptions(codec="ffv1"))
             for f in r:
                 assert f.yuv is not None and f.yuv.shape == (96, 96) and f.image.shape[:2] == (uh, uw)
@@ -807,8 +807,10 @@ def test_frames_carry_yuv_only_where_it_can_pass_through(tmp_path):
     for name, kw, has in (("plain.mp4", {}, True), ("rot.mp4", {"rotation": 90}, True),
                           ("full.mp4", {"pix_fmt": "yuvj420p"}, True),
                           ("odd.mp4", {"width": 63, "pix_fmt": "yuv444p"}, False)):
-        with VideoReader(make_clip(tmp_path / name, frames=2, **kw)) as r:
+        with VideoReader(make_clip(tmp_path / name, frames=2, **kw), keep_yuv=True) as r:
             assert all((f.yuv is not None) == has for f in r), name
+    with VideoReader(str(tmp_path / "plain.mp4")) as r:  # readers that only look at pixels skip the copy
+        assert all(f.yuv is None for f in r)
 
 
 def test_full_range_input_stays_full_range(tmp_path):
@@ -818,7 +820,7 @@ def test_full_range_input_stays_full_range(tmp_path):
     coefficients: a limited-range conversion would be off by ~10 levels at the extremes)."""
     src = make_clip(tmp_path / "in.mp4", frames=3, width=96, height=64, pix_fmt="yuvj420p",
                     codec_options={"qp": "0"})
-    with VideoReader(src) as r:
+    with VideoReader(src, keep_yuv=True) as r:
         assert r.info.color_range == 2
         out = str(tmp_path / "out.mkv")
         w = VideoWriter(out, r.info, options=EncodeOptions(codec="ffv1"))

@@ -204,7 +204,7 @@ class AnonymizeWork(FileWork):
         context = max(context, self._context_needed(table))
         rate = probe(path).average_rate
         align = self.options.search_block(float(rate) if rate else None)
-        return SegmentReader(path, table, segment, before=context, after=context, align=align)
+        return SegmentReader(path, table, segment, before=context, after=context, align=align, keep_yuv=True)
 
     def _context_needed(self, table: PacketTable) -> float:
         """Seconds of context the tracker needs so frames next to a cut get the boxes a whole-file

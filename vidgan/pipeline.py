@@ -368,7 +368,7 @@ class Pipeline:
         start_file = getattr(self.operation, "start_file", None)
         if start_file is not None:  # per-file state of the operation (gan mode: the video's salt)
             start_file(input_path)
-        with VideoReader(input_path) as reader:
+        with VideoReader(input_path, keep_yuv=True) as reader:
             info = reader.info
             started: list[FrameObserver] = []
             try:

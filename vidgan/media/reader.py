@@ -72,11 +72,15 @@ class VideoReader:
     >>> with VideoReader("in.mp4") as reader:
     ...     for frame in reader:
     ...         frame.image  # HxWx3 RGB uint8, upright
+
+    `keep_yuv`: frames also carry their decoded planes (`Frame.yuv`) where they can, for a writer
+    that passes untouched pixels through (anonymize); off for readers that only look at pixels.
     """
 
-    def __init__(self, path: str, *, threads: int = 0):
+    def __init__(self, path: str, *, threads: int = 0, keep_yuv: bool = False):
         self.path = path
         self.threads = threads
+        self.keep_yuv = keep_yuv
         self.skipped_packets = 0
         self._container: Optional[av.container.InputContainer] = None
         self._stream = None
@@ -206,7 +210,7 @@ class VideoReader:
             last_pts = pts
             image = upright(vf.to_ndarray(format="rgb24"), rotation)
             yield Frame(index=index, pts=pts, time=float(pts * tb), image=image, duration=dur,
-                        yuv=yuv420p_planes(vf))
+                        yuv=yuv420p_planes(vf) if self.keep_yuv else None)
             index += 1
 
     # -- lifetime ----------------------------------------------------------------------------

@@ -151,8 +151,9 @@ class SegmentReader:
     whole-file run)."""
 
     def __init__(self, path: str, table: PacketTable, segment: Segment, before: float = 1.0,
-                 after: float = 1.0, align: int = 1):
+                 after: float = 1.0, align: int = 1, keep_yuv: bool = False):
         self.path = path
+        self.keep_yuv = keep_yuv  # as VideoReader's
         self.skipped_packets = 0
         with VideoReader(path) as reader:
             self.info: VideoInfo = reader.info
@@ -205,7 +206,7 @@ class SegmentReader:
                     image = upright(vf.to_ndarray(format="rgb24"), self.info.rotation)
                     yield Frame(index=local, pts=int(vf.pts), time=float(vf.pts * self.info.time_base),
                                 image=image, duration=vf.duration or None,
-                                yuv=yuv420p_planes(vf))
+                                yuv=yuv420p_planes(vf) if self.keep_yuv else None)
                     expected += 1
                 vf = next(frames, None)
             if expected != len(self._pts):

@@ -126,9 +126,10 @@ class GanFace(Operation):
         if not boxes:
             self._prev_covered = None  # nothing covered here: the next frame starts afresh
             return image
-        return self._steady(image, self._paint(image, boxes, frame), boxes)
+        patches = self.patches(boxes, image.shape[1], image.shape[0])
+        return self._steady(image, self._paint(image, patches, frame), patches)
 
-    def _steady(self, image: np.ndarray, out: np.ndarray, boxes: Sequence[TrackBox]) -> np.ndarray:
+    def _steady(self, image: np.ndarray, out: np.ndarray, patches: list) -> np.ndarray:
         """Step 5 of the module docstring: the previous output blended in along the flow."""
         if self.flow_alpha <= 0:
             return out
@@ -136,7 +137,7 @@ class GanFace(Operation):
 
         h, w = image.shape[:2]
         covered = np.zeros((h, w), np.float32)
-        for _, patch in self.patches(boxes, w, h):
+        for _, patch in patches:
             np.maximum(covered[patch.slices], patch.alpha, out=covered[patch.slices])
         context = image.copy()
         context[covered > 0] = 128  # the flow sees the scene around the faces, not the faces
@@ -147,7 +148,7 @@ class GanFace(Operation):
             self._smoother.reset()
         return self._smoother.step(context, out, region=covered, prev_mask=prev)
 
-    def _paint(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame]) -> np.ndarray:
+    def _paint(self, image: np.ndarray, patches: list, frame: Optional[Frame]) -> np.ndarray:
         """Steps 1-4 of the module docstring: every face of this frame replaced on its own."""
         import torch
 
@@ -158,7 +159,7 @@ class GanFace(Operation):
         out = image.copy()
         todo = []  # (patch, matrix, crop, points in the crop, z, track id)
         untracked = 0  # boxes without a track id (hand-drawn): one code each, by their order in the frame
-        for tb, patch in self.patches(boxes, w, h):
+        for tb, patch in patches:
             lm = self.landmarks(tb, index)
             region = self.mask.region(tb.box)
             inside = (min(region.x2, w) - max(region.x1, 0)) * (min(region.y2, h) - max(region.y1, 0))
