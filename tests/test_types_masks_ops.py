@@ -231,6 +231,30 @@ def test_mask_without_feather_is_binary():
     assert (alpha == 1.0).any()
 
 
+@settings(max_examples=150, deadline=None)
+@given(box=boxes(), shape=st.sampled_from(["ellipse", "box"]),
+       margin=st.sampled_from([0.0, 0.25]), feather=st.sampled_from([0.0, 0.15, 0.5, 1.0]))
+def test_mask_alpha_is_the_documented_formula(box, shape, margin, feather):
+    """mask_patch computes in place for speed; the values are those of the plain formula: 1 on every
+    pixel the region touches, else (1 + feather - r) / feather clipped to [0, 1] (0 without feather)."""
+    opts = MaskOptions(shape=shape, margin=margin, feather=feather)
+    patch = mask_patch(box, opts, W, H)
+    if patch is None:
+        return
+    region = opts.region(box)
+    ax, ay = max(region.width / 2, 0.5), max(region.height / 2, 0.5)
+    xs = (np.arange(patch.x0, patch.x1) + 0.5 - region.center[0]) / ax
+    ys = (np.arange(patch.y0, patch.y1) + 0.5 - region.center[1]) / ay
+    X, Y = np.meshgrid(xs, ys)
+    r = np.hypot(X, Y) if shape == "ellipse" else np.maximum(abs(X), abs(Y))
+    want = np.clip((1 + feather - r) / feather, 0, 1) if feather else np.zeros_like(r)
+    # touched: the point of the pixel nearest to the centre lies inside the region
+    NX, NY = np.maximum(abs(X) - 0.5 / ax, 0), np.maximum(abs(Y) - 0.5 / ay, 0)
+    want[(NX ** 2 + NY ** 2 < 1) if shape == "ellipse" else (np.maximum(NX, NY) < 1)] = 1.0
+    assert patch.alpha.dtype == np.float32 and patch.alpha.shape == want.shape
+    np.testing.assert_allclose(patch.alpha, want, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", ["ellipse", "box"])
 def test_default_mask_covers_the_whole_face_box(shape):
     box = Box(50.4, 30.6, 91.2, 88.8)
