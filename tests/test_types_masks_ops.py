@@ -250,9 +250,13 @@ def test_mask_alpha_is_the_documented_formula(box, shape, margin, feather):
     want = np.clip((1 + feather - r) / feather, 0, 1) if feather else np.zeros_like(r)
     # touched: the point of the pixel nearest to the centre lies inside the region
     NX, NY = np.maximum(abs(X) - 0.5 / ax, 0), np.maximum(abs(Y) - 0.5 / ay, 0)
-    want[(NX ** 2 + NY ** 2 < 1) if shape == "ellipse" else (np.maximum(NX, NY) < 1)] = 1.0
+    d = NX ** 2 + NY ** 2 if shape == "ellipse" else np.maximum(NX, NY)
+    want[d < 1] = 1.0
     assert patch.alpha.dtype == np.float32 and patch.alpha.shape == want.shape
-    np.testing.assert_allclose(patch.alpha, want, atol=1e-5)
+    # mask_patch works in float32: a pixel whose nearest point lies on the region's edge (to that
+    # precision) may go either way, and the feather agrees to ~1e-4 (a 40th of an 8-bit level)
+    sure = np.abs(d - 1) > 1e-4
+    np.testing.assert_allclose(patch.alpha[sure], want[sure], atol=2e-4)
 
 
 @pytest.mark.parametrize("shape", ["ellipse", "box"])
