@@ -41,13 +41,16 @@ class MaskOptions:
 
 @dataclass(frozen=True)
 class MaskPatch:
-    """Alpha for the rectangle [y0:y1, x0:x1] of the frame (float32 in [0, 1])."""
+    """Alpha for the rectangle [y0:y1, x0:x1] of the frame (float32 in [0, 1]). `inner`, when set,
+    is a rectangle (x0, y0, x1, y1) relative to the patch where alpha is exactly 1 (`blend` copies it
+    instead of blending it)."""
 
     x0: int
     y0: int
     x1: int
     y1: int
     alpha: np.ndarray
+    inner: tuple[int, int, int, int] | None = None
 
     @property
     def slices(self) -> tuple[slice, slice]:
@@ -84,10 +87,13 @@ def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskP
     ny = np.maximum(np.abs(ys) - 0.5 / ay, 0.0)
     if options.shape == "ellipse":
         touched = (nx * nx)[None, :] + (ny * ny)[:, None] < 1.0
+        # The largest rectangle inside an ellipse has its corners at nx^2 = ny^2 = 1/2.
+        inner = _inner(nx * nx < 0.5, ny * ny < 0.5)
     else:
         touched = np.maximum(nx[None, :], ny[:, None]) < 1.0
+        inner = _inner(nx < 1.0, ny < 1.0)
     if f <= 0:
-        return MaskPatch(x0, y0, x1, y1, touched.astype(np.float32))
+        return MaskPatch(x0, y0, x1, y1, touched.astype(np.float32), inner)
     # The feather: alpha = (1 + f - r) / f clipped to [0, 1], r the normalised distance from the
     # centre (Euclidean for an ellipse, the larger axis for a box), computed in place: a face patch
     # has up to ~10^6 pixels, and a temporary array per step made this ~30 % slower on real faces.
@@ -101,12 +107,39 @@ def mask_patch(box: Box, options: MaskOptions, width: int, height: int) -> MaskP
     np.clip(r, 0.0, 1.0, out=r)
     alpha = r.astype(np.float32, copy=False)
     np.copyto(alpha, 1.0, where=touched)
-    return MaskPatch(x0, y0, x1, y1, alpha)
+    return MaskPatch(x0, y0, x1, y1, alpha, inner)
+
+
+def _inner(cols: np.ndarray, rows: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The rectangle (patch-relative, half-open) of the columns and rows where `cols` and `rows` hold
+    (each a contiguous run: the distance from the centre is monotone on either side); None if empty."""
+    xs, ys = np.flatnonzero(cols), np.flatnonzero(rows)
+    if not len(xs) or not len(ys):
+        return None
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
 def blend(image: np.ndarray, patch: MaskPatch, replacement: np.ndarray) -> None:
     """In place: image[patch] = image * (1 - alpha) + replacement * alpha (rounded; alpha 1 copies
-    the replacement exactly). OpenCV's blendLinear does it in one pass, ~5x faster than numpy."""
+    the replacement exactly). OpenCV's blendLinear does it in one pass, ~5x faster than numpy; a
+    large patch's `inner` rectangle (alpha 1, about half of an ellipse's patch) is copied instead,
+    and only the four bands around it are blended: the same pixels, in ~60 % of the time."""
     sl = patch.slices
     a = patch.alpha
-    image[sl] = cv2.blendLinear(np.ascontiguousarray(replacement), np.ascontiguousarray(image[sl]), a, 1.0 - a)
+    roi = image[sl]
+    inner = patch.inner
+    if inner is None or a.size < _BANDED_MIN:
+        roi[...] = cv2.blendLinear(np.ascontiguousarray(replacement), np.ascontiguousarray(roi), a, 1.0 - a)
+        return
+    ix0, iy0, ix1, iy1 = inner
+    roi[iy0:iy1, ix0:ix1] = replacement[iy0:iy1, ix0:ix1]
+    h, w = a.shape
+    for band in ((slice(0, iy0), slice(0, w)), (slice(iy1, h), slice(0, w)),
+                 (slice(iy0, iy1), slice(0, ix0)), (slice(iy0, iy1), slice(ix1, w))):
+        ab = a[band]
+        if ab.size:
+            roi[band] = cv2.blendLinear(np.ascontiguousarray(replacement[band]), np.ascontiguousarray(roi[band]),
+                                        ab, 1.0 - ab)
+
+
+_BANDED_MIN = 64 * 64  # below this many pixels five OpenCV calls cost more than they save
