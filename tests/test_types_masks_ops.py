@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidgan.ops import OPERATIONS, Blur, MaskOptions, Pixelate, Solid, parse_color
-from vidgan.ops.masks import mask_patch
+from vidgan.ops.masks import blend, mask_patch
 from vidgan.types import Box, TrackBox
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -257,6 +257,32 @@ def test_mask_alpha_is_the_documented_formula(box, shape, margin, feather):
     # precision) may go either way, and the feather agrees to ~1e-4 (a 40th of an 8-bit level)
     sure = np.abs(d - 1) > 1e-4
     np.testing.assert_allclose(patch.alpha[sure], want[sure], atol=2e-4)
+
+
+big_sizes = st.floats(min_value=20, max_value=400, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(x=coords, y=coords, w=big_sizes, h=big_sizes, shape=st.sampled_from(["ellipse", "box"]),
+       feather=st.sampled_from([0.0, 0.15, 0.5]), seed=st.integers(0, 2**16))
+def test_blend_equals_one_blend_of_the_whole_patch(x, y, w, h, shape, feather, seed):
+    """blend copies a large patch's `inner` rectangle and blends only the bands around it: the same
+    pixels as one blendLinear over the whole patch, and `inner` lies where alpha is exactly 1."""
+    patch = mask_patch(Box(x, y, x + w, y + h), MaskOptions(shape=shape, feather=feather), 480, 400)
+    if patch is None:
+        return
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (400, 480, 3), dtype=np.uint8)
+    repl = rng.integers(0, 256, patch.alpha.shape + (3,), dtype=np.uint8)
+    if patch.inner is not None:
+        ix0, iy0, ix1, iy1 = patch.inner
+        assert ix1 > ix0 and iy1 > iy0 and (patch.alpha[iy0:iy1, ix0:ix1] == 1.0).all()
+    a = patch.alpha
+    want = image.copy()
+    want[patch.slices] = cv2.blendLinear(repl, np.ascontiguousarray(image[patch.slices]), a, 1.0 - a)
+    got = image.copy()
+    blend(got, patch, repl)
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("shape", ["ellipse", "box"])
