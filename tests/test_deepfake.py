@@ -422,6 +422,35 @@ def test_train_with_gan_fakes_renders_them_once(tiny_data, tmp_path):
     assert torch.load(tmp_path / "g" / "last.pt", weights_only=True)["step"] == 4
 
 
+def test_init_accepts_a_plain_torchvision_state_dict(tiny_data, tmp_path):
+    """A user's own torchvision checkpoint (e.g. ImageNet weights; here random ones) initialises the
+    detector's backbone; another architecture or a foreign dict is refused with a clear error."""
+    import torchvision
+
+    from vidgan.deepfake.pretrain import load_backbone
+    from vidgan.deepfake.train import train
+
+    root, pack = tiny_data
+    torch.manual_seed(3)
+    tv = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(tv, tmp_path / "resnet18.pth")
+    state = load_backbone(tmp_path / "resnet18.pth", "resnet18")
+    assert "layer4.1.bn2.running_var" in state and not any(k.startswith("fc.") for k in state)
+    train(_opts(root, pack, tmp_path / "d", 1, init=str(tmp_path / "resnet18.pth"), lr=0.0))
+    last = torch.load(tmp_path / "d" / "last.pt", weights_only=True)["state_dict"]
+    assert torch.equal(last["net.conv1.weight"], tv["conv1.weight"])
+    assert torch.equal(last["net.layer3.0.downsample.0.weight"], tv["layer3.0.downsample.0.weight"])
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "resnet34.pth")
+    with pytest.raises(ValueError, match="not of a torchvision resnet18"):
+        load_backbone(tmp_path / "resnet34.pth", "resnet18")
+    torch.save({"w": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not of a torchvision"):
+        load_backbone(tmp_path / "other.pth", "resnet18")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="neither"):
+        load_backbone(tmp_path / "list.pth", "resnet18")
+
+
 def test_utk_targets_parse_only_wellformed_utkface_names():
     from vidgan.deepfake.pretrain import utk_targets
 

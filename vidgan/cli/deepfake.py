@@ -189,7 +189,8 @@ def register_train(tsub) -> None:
     t.add_argument("--export", metavar="DIR", default="", help="write DIR/deepfake.pt at the end (e.g. models/deepfake)")
     t.add_argument("--init", metavar="FILE", default="",
                    help="start from a backbone pre-trained on the shared faces (`vidgan train "
-                        "deepfake-backbone`) instead of random weights")
+                        "deepfake-backbone`), or from a torchvision state dict of the same --arch (e.g. "
+                        "ImageNet weights you have), instead of random weights")
     t.set_defaults(func=run_train)
 
     b = tsub.add_parser("deepfake-backbone", help="pre-train the deepfake detector's CNN on the shared faces",

@@ -215,11 +215,20 @@ def evaluate(net, crops, y, size, device, mean, std) -> dict[str, float]:
 
 
 def load_backbone(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
-    """The pre-trained weights (without the classifier layer) for a Detector of `arch`; a clear error
-    otherwise."""
+    """The pre-trained weights (without the classifier layer) for a Detector of `arch`: a backbone
+    from `pretrain` here, or a plain torchvision state dict of that architecture (e.g. ImageNet
+    weights a user has, `torchvision.models.resnet18(weights=...).state_dict()` saved with
+    `torch.save`; none can be downloaded here). A clear error otherwise."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a vidgan deepfake backbone ({FORMAT})")
-    if ck["arch"] != arch:
-        raise ValueError(f"{path} holds a {ck['arch']} backbone, the detector is a {arch}")
-    return ck["state_dict"]
+    if isinstance(ck, dict) and ck.get("format") == FORMAT:
+        if ck["arch"] != arch:
+            raise ValueError(f"{path} holds a {ck['arch']} backbone, the detector is a {arch}")
+        return ck["state_dict"]
+    if isinstance(ck, dict) and ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
+        want = getattr(torchvision.models, arch)(weights=None).state_dict()
+        body = {k: v for k, v in ck.items() if not k.startswith(("fc.", "classifier."))}
+        if set(body) != {k for k in want if not k.startswith(("fc.", "classifier."))} or \
+                any(v.shape != want[k].shape for k, v in body.items()):
+            raise ValueError(f"{path} is a state dict, but not of a torchvision {arch}")
+        return body
+    raise ValueError(f"{path} is neither a vidgan deepfake backbone ({FORMAT}) nor a torchvision state dict")
