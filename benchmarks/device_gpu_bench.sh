@@ -9,7 +9,8 @@
 #   mkdir -p packed/gpu && cp ../shared/data/videos/hall_1080p.mp4 packed/gpu/
 #   mkdir -p packed/gpu/also && cp ../shared/data/videos/{party_h264_aac.mp4,hikers.mp4,interview_720p.mp4,\
 #     talking_vfr.mp4,marathon_vfr_pcm.mkv,walking_pause.gif,selfie_rotate-90.mp4} packed/gpu/also/  # 12 MB
-# Then move the shipped weights out of the tree (the call carries 64 MiB) and run, carrying
+# Then move the shipped weights out of the tree (the call carries 64 MiB), check with
+# `python benchmarks/device_preflight.py` (no device time; exit 0 when the call fits), and run, carrying
 # [".whl", "packed/gpu"]:
 #   bash benchmarks/device_gpu_bench.sh            # $OUT/gpu.json, $OUT/gpu.log, $OUT/outputs.tar.*
 # hall_1080p and the clips in packed/gpu/also/ are anonymized on the GPU in blur and GAN mode; the

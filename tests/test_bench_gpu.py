@@ -32,3 +32,30 @@ def test_bench_gpu_on_the_cpu(make_clip_in, tmp_path):
     for mode in ("blur", "blur-every", "blur-every2"):
         with av.open(str(keep / f"clip.{mode}.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == 12
+
+
+def test_device_preflight_counts_what_travels_and_names_what_is_missing(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import device_preflight as pf
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("packed/\n.whl/\n")
+    (tmp_path / "small.txt").write_text("x" * 1000)
+    (tmp_path / "packed" / "gpu" / "also").mkdir(parents=True)
+    (tmp_path / "packed" / "gpu" / "hall_1080p.mp4").write_bytes(b"0" * 2000)
+    (tmp_path / ".whl").mkdir()
+    for name in ("av-18.1.0-cp311-abi3-manylinux_2_28_x86_64.whl", "facenet_pytorch-2.5.3-py3-none-any.whl",
+                 "cryptography-50.0.2-cp311-abi3-manylinux_2_28_x86_64.whl", "cffi-2.1.1-cp312-cp312-x.whl",
+                 "pycparser-3.12-py3-none-any.whl"):
+        (tmp_path / ".whl" / name).write_bytes(b"w")
+    assert pf.main(["--root", str(tmp_path)]) == 0
+    assert "ok" in capsys.readouterr().out
+    (tmp_path / ".whl" / "cffi-2.1.1-cp312-cp312-x.whl").unlink()
+    (tmp_path / "packed" / "gpu" / "hall_1080p.mp4").unlink()
+    with open(tmp_path / "big.bin", "wb") as fh:  # an untracked, not ignored file travels too
+        fh.truncate(65 * 2**20)
+    assert pf.main(["--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "no cffi wheel" in out and "packed/gpu/hall_1080p.mp4 is missing" in out and "limit 64" in out
+    assert pf.main(["--root", str(tmp_path), "--carry", "nope"]) == 1
+    assert "carry path nope does not exist" in capsys.readouterr().out
