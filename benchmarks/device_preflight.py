@@ -22,11 +22,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_anonymize import DEFAULT_CLIPS  # noqa: E402  (the CPU benchmark's clips; stdlib imports only)
+
 LIMIT = 64 * 2**20
 WHEELS = ("av-", "facenet_pytorch-", "cryptography-", "cffi-", "pycparser-")  # what the device lacks
 GPU_CLIPS = ("hall_1080p.mp4",)
-ALSO_CLIPS = ("party_h264_aac.mp4", "hikers.mp4", "interview_720p.mp4", "talking_vfr.mp4",
-              "marathon_vfr_pcm.mkv", "walking_pause.gif", "selfie_rotate-90.mp4")
+ALSO_CLIPS = tuple(c for c in DEFAULT_CLIPS if c not in GPU_CLIPS)  # packed/gpu/also: the same clips on the GPU
 
 
 def tree_files(root: Path) -> list[Path]:
