@@ -1,6 +1,6 @@
-"""The detector's two network backends (OpenCV DNN on the CPU, PyTorch elsewhere) must agree: the
-ONNX files in vidgan/faces/mtcnn_onnx/ are facenet-pytorch's weights in another format, and the
-cascade must find the same faces with either."""
+"""The detector's network backends (OpenVINO or OpenCV DNN on the CPU, PyTorch elsewhere) must agree:
+the ONNX files in vidgan/faces/mtcnn_onnx/ are facenet-pytorch's weights in another format, and the
+cascade must find the same faces with any of them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from conftest import video_path
 from vidgan.faces import DetectorOptions, FaceDetector
-from vidgan.faces.mtcnn import Cascade, CvNet, TorchNet
+from vidgan.faces.mtcnn import Cascade, CvNet, OvNet, TorchNet
 from vidgan.types import Box
 
 
@@ -21,25 +21,51 @@ def mtcnn():
     return MTCNN(device="cpu").eval()
 
 
+@pytest.mark.parametrize("net", [CvNet, OvNet])
 @pytest.mark.parametrize("name,shape", [("pnet", (2, 3, 57, 91)), ("rnet", (5, 3, 24, 24)),
-                                        ("onet", (3, 3, 48, 48))])
-def test_onnx_networks_match_facenet_weights(mtcnn, name, shape):
+                                        ("onet", (3, 3, 48, 48)), ("rnet", (1, 3, 24, 24))])
+def test_onnx_networks_match_facenet_weights(mtcnn, net, name, shape):
+    """Both ONNX runtimes give facenet-pytorch's outputs, row for row (OpenVINO splits a batch across
+    its streams and joins the parts: a single row, a batch of odd size)."""
     x = torch.rand(shape) * 2 - 1
     with torch.no_grad():
         ref = TorchNet(getattr(mtcnn, name), channels_last=False)(x)
-    got = CvNet(name)(x.numpy())
+    got = net(name)(x.numpy())
     assert len(got) == len(ref)
     for g, r in zip(got, ref):
         assert g.shape == r.shape
         assert np.allclose(g, r, atol=1e-4), float(np.abs(g - r).max())
 
 
-def test_auto_backend_is_opencv_on_cpu_and_torch_on_request():
-    assert Cascade("cpu").backend == "opencv"
-    assert all(isinstance(n, CvNet) for n in Cascade("cpu").nets)
+def test_openvino_nets_serve_several_threads_at_once():
+    """One compiled model per network, one set of inference requests per calling thread: the
+    full-frame detector and the region searches call the same networks from two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = OvNet("rnet")
+    rng = np.random.default_rng(1)
+    inputs = [rng.uniform(-1, 1, (n, 3, 24, 24)).astype(np.float32) for n in (7, 33, 2, 64) * 4]
+    alone = [net(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(net, inputs))
+    for a, b in zip(alone, together):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
+
+
+def test_auto_backend_is_openvino_on_cpu_and_the_others_on_request(monkeypatch):
+    from vidgan.faces import mtcnn
+
+    assert Cascade("cpu").backend == "openvino"
+    assert all(isinstance(n, OvNet) for n in Cascade("cpu").nets)
+    assert all(isinstance(n, CvNet) for n in Cascade("cpu", "opencv").nets)
     assert all(isinstance(n, TorchNet) for n in Cascade("cpu", "torch").nets)
     with pytest.raises(ValueError):
         Cascade("cpu", "tensorrt")
+    monkeypatch.setattr(mtcnn, "openvino_available", lambda: False)  # a machine without OpenVINO
+    assert Cascade("cpu").backend == "opencv"
+    with pytest.raises(ValueError, match="OpenVINO"):
+        Cascade("cpu", "openvino")
 
 
 def test_the_cpu_detector_does_not_import_torch(tmp_path):
@@ -76,9 +102,9 @@ def party_frames(step: int, count: int) -> list[np.ndarray]:
 def test_backends_find_the_same_faces_on_a_real_clip():
     frames = party_frames(6, 4)
     results = {be: FaceDetector(DetectorOptions(device="cpu", backend=be)).detect(frames)
-               for be in ("torch", "opencv")}
+               for be in ("torch", "opencv", "openvino")}
     assert sum(map(len, results["opencv"])) >= 4  # the party has faces in every frame
-    for a, b in zip(results["torch"], results["opencv"]):
+    for a, b in [*zip(results["torch"], results["opencv"]), *zip(results["torch"], results["openvino"])]:
         assert len(a) == len(b)
         for da, db in zip(sorted(a, key=lambda d: d.box.x1), sorted(b, key=lambda d: d.box.x1)):
             assert np.allclose([da.box.x1, da.box.y1, da.box.x2, da.box.y2],
@@ -144,7 +170,7 @@ def test_packed_pnet_levels_equal_one_call_per_level():
     frames = rng.integers(0, 256, (3, 80, 80, 3), dtype=np.uint8)
     scales = _pyramid_scales(80, 80, 12, 0.709)
     assert len(scales) >= 5
-    for backend in ("opencv", "torch"):  # torch: the GPU's path (a canvas tensor), run here on the CPU
+    for backend in ("openvino", "opencv", "torch"):  # torch: the GPU's path (a canvas tensor), run here on the CPU
         plain, packed = Cascade("cpu", backend), Cascade("cpu", backend, pack_levels=True)
         pairs = list(zip(plain._pnet_maps(plain.images(frames), 80, 80, scales),
                          packed._pnet_maps(packed.images(frames), 80, 80, scales)))

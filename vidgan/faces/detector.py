@@ -70,7 +70,7 @@ class DetectorOptions:
     device: str = "auto"
     batch_size: int = 8
     factor: float = 0.709  # pyramid scale step
-    backend: str = "auto"  # networks on OpenCV DNN (CPU) or PyTorch: "auto" | "opencv" | "torch"
+    backend: str = "auto"  # networks on OpenVINO or OpenCV DNN (CPU), or PyTorch: "auto" | "openvino" | "opencv" | "torch"
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
