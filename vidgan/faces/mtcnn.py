@@ -100,8 +100,10 @@ class OvNet:
     of 576x324 59 against 76.
 
     The plugin runs STREAMS streams of one thread each and a call splits its batch across them (one
-    inference request per stream, per calling thread: a request is not thread-safe, the compiled
-    model is). One thread per stream: no thread of it spins waiting for the others, which matters
+    inference request per stream; a request serves one call at a time, so a call takes a free set of
+    them from a pool and puts it back: calls from several threads at once each get their own set.
+    Not thread-local storage: a request destroyed as its thread ends crashed the app's Qt worker
+    threads). One thread per stream: no thread of it spins waiting for the others, which matters
     when the decoder, the encoder and the region searches share the same cores (one request on two
     threads spun: ten times the involuntary context switches, +50 % system time). Threads are not
     pinned to cores for the same reason. One compiled model per network and process, shared."""
@@ -125,19 +127,25 @@ class OvNet:
                     "INFERENCE_NUM_THREADS": self.STREAMS, "ENABLE_CPU_PINNING": False})
         self.compiled = OvNet._compiled[name]
         self.outputs = [self.compiled.output(n) for n in _OUTPUTS[name]]
-        self._local = threading.local()
+        self._free: list[list] = []  # sets of STREAMS requests not in use
+        self._pool_lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        requests = getattr(self._local, "requests", None)
+        with self._pool_lock:
+            requests = self._free.pop() if self._free else None
         if requests is None:
-            requests = self._local.requests = [self.compiled.create_infer_request() for _ in range(self.STREAMS)]
-        parts = np.array_split(np.ascontiguousarray(x, dtype=np.float32), min(len(requests), len(x)) or 1)
-        for req, part in zip(requests, parts):
-            req.start_async({0: part}, share_inputs=True)
-        for req in requests[:len(parts)]:
-            req.wait()
-        return tuple(np.concatenate([req.get_tensor(o).data.copy() for req in requests[:len(parts)]])
-                     for o in self.outputs)
+            requests = [self.compiled.create_infer_request() for _ in range(self.STREAMS)]
+        try:
+            parts = np.array_split(np.ascontiguousarray(x, dtype=np.float32), min(len(requests), len(x)) or 1)
+            used = requests[:len(parts)]
+            for req, part in zip(used, parts):
+                req.start_async({0: part}, share_inputs=True)
+            for req in used:
+                req.wait()
+            return tuple(np.concatenate([req.get_tensor(o).data.copy() for req in used]) for o in self.outputs)
+        finally:
+            with self._pool_lock:
+                self._free.append(requests)
 
 
 class TorchImages:
