@@ -1,5 +1,5 @@
 """Face detection with facenet-pytorch's MTCNN (its weights ship inside the wheel; on the CPU the same
-weights run on OpenCV's DNN module, see mtcnn.py, and PyTorch is never imported).
+weights run on OpenVINO or OpenCV's DNN module, see mtcnn.py, and PyTorch is never imported).
 
 Frames are detected in batches at a working resolution derived from the smallest face the user wants
 found: MTCNN's finest pyramid level looks for 12 px faces, so a frame can be shrunk by 12/min_face
