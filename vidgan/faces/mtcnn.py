@@ -99,16 +99,19 @@ class OvNet:
     on 600 crops takes 20 ms against OpenCV's 57, O-Net on 60 crops 12 against 21, P-Net on 8 frames
     of 576x324 59 against 76.
 
-    The plugin runs STREAMS streams of one thread each and a call splits its batch across them (one
-    inference request per stream; a request serves one call at a time, so a call takes a free set of
-    them from a pool and puts it back: calls from several threads at once each get their own set.
-    Not thread-local storage: a request destroyed as its thread ends crashed the app's Qt worker
-    threads). One thread per stream: no thread of it spins waiting for the others, which matters
+    The plugin runs STREAMS streams of one thread each, twice as many as cores, and a call splits its
+    batch across them: parts smaller than a core's share keep both cores busy while x264 or the other
+    detection thread holds one of them (5 clips, medians of 2 runs, twice: 33.2-33.3 s with 4 or 8
+    streams on the 2 cores against 35.2-35.6 s with 2, and 3-5 % less CPU). One inference request per
+    stream; a request serves one call at a time, so a call takes a free set of them from a pool and
+    puts it back: calls from several threads at once each get their own set (not thread-local
+    storage: a request destroyed as its thread ends crashed the app's Qt worker threads). One thread
+    per stream: no thread of it spins waiting for the others, which matters
     when the decoder, the encoder and the region searches share the same cores (one request on two
     threads spun: ten times the involuntary context switches, +50 % system time). Threads are not
     pinned to cores for the same reason. One compiled model per network and process, shared."""
 
-    STREAMS = max(1, min(4, os.cpu_count() or 1))
+    STREAMS = max(1, min(8, 2 * (os.cpu_count() or 1)))
     _compiled: dict = {}
     _compile_lock = threading.Lock()
 
