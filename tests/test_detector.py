@@ -23,10 +23,12 @@ def mtcnn():
 
 @pytest.mark.parametrize("net", [CvNet, OvNet])
 @pytest.mark.parametrize("name,shape", [("pnet", (2, 3, 57, 91)), ("rnet", (5, 3, 24, 24)),
-                                        ("onet", (3, 3, 48, 48)), ("rnet", (1, 3, 24, 24))])
+                                        ("onet", (3, 3, 48, 48)), ("rnet", (1, 3, 24, 24)),
+                                        ("onet", (37, 3, 48, 48))])
 def test_onnx_networks_match_facenet_weights(mtcnn, net, name, shape):
     """Both ONNX runtimes give facenet-pytorch's outputs, row for row (OpenVINO splits a batch across
-    its streams and joins the parts: a single row, a batch of odd size)."""
+    its streams and joins the parts, and pads a batch of more than 16 rows to a multiple of 16: a
+    single row, odd sizes, 37 rows)."""
     x = torch.rand(shape) * 2 - 1
     with torch.no_grad():
         ref = TorchNet(getattr(mtcnn, name), channels_last=False)(x)
