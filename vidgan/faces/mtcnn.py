@@ -106,10 +106,10 @@ class OvNet:
     stream; a request serves one call at a time, so a call takes a free set of them from a pool and
     puts it back: calls from several threads at once each get their own set (not thread-local
     storage: a request destroyed as its thread ends crashed the app's Qt worker threads). One thread
-    per stream: no thread of it spins waiting for the others, which matters
-    when the decoder, the encoder and the region searches share the same cores (one request on two
-    threads spun: ten times the involuntary context switches, +50 % system time). Threads are not
-    pinned to cores for the same reason. One compiled model per network and process, shared."""
+    per stream: no thread of it spins waiting for the others, which matters when the decoder, the
+    encoder and the region searches share the same cores (one request on two threads spun: ten times
+    the involuntary context switches, +50 % system time). Threads are not pinned to cores for the
+    same reason. One compiled model per network and process, shared."""
 
     STREAMS = max(1, min(8, 2 * (os.cpu_count() or 1)))
     # The plugin keeps compiled kernels for every input shape it has seen (up to 5,000 by default):
