@@ -257,8 +257,12 @@ def test_outputs_faithful_and_covered(runs):
     # not packet for packet: libx264 through FFmpeg/PyAV does not give bit-identical files run to run
     # even for identical input frames, single-threaded too (20 encodes of one 30-frame clip: 2-8
     # different files), so equal packets would fail now and then for a reason that is not ours.
+    # The same detections are checked exactly (tracks, faces) in test_report_same_as_local; here a
+    # frame may differ by encoder noise only. Session 14: identical (0.0) in 10 runs of this module
+    # alone, but 1.05 levels on one frame in one of four full CI runs (under load; not reproduced);
+    # a face left uncovered differs by 4.6-5.7 levels a frame on this QCIF clip (output vs input).
     a, b = decoded_yuv(ray_jobs[1].output), decoded_yuv(local_jobs[0].output)
-    assert len(a) == len(b) and max(np.abs(x - y).mean() for x, y in zip(a, b)) < 1.0
+    assert len(a) == len(b) and max(np.abs(x - y).mean() for x, y in zip(a, b)) < 2.0
     # Segmented: the output is the parts joined (a key frame at each cut); the local run has one.
     cuts = [s.first_frame for s in plan_segments(packet_table(ray_jobs[2].input), SEGMENT_SECONDS)]
     assert len(cuts) == 4
