@@ -225,9 +225,10 @@ def load_backbone(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path} holds a {ck['arch']} backbone, the detector is a {arch}")
         return ck["state_dict"]
     if isinstance(ck, dict) and ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
+        head = ("fc.", "classifier.")  # torchvision's classifier layers, which the detector replaces
         want = getattr(torchvision.models, arch)(weights=None).state_dict()
-        body = {k: v for k, v in ck.items() if not k.startswith(("fc.", "classifier."))}
-        if set(body) != {k for k in want if not k.startswith(("fc.", "classifier."))} or \
+        body = {k: v for k, v in ck.items() if not k.startswith(head)}
+        if set(body) != {k for k in want if not k.startswith(head)} or \
                 any(v.shape != want[k].shape for k, v in body.items()):
             raise ValueError(f"{path} is a state dict, but not of a torchvision {arch}")
         return body

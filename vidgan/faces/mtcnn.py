@@ -148,9 +148,12 @@ class OvNet:
         try:
             n = len(x)
             x = np.ascontiguousarray(x, dtype=np.float32)
-            if n > self.ROWS and n % self.ROWS:
-                x = np.concatenate([x, np.zeros((self.ROWS - n % self.ROWS,) + x.shape[1:], np.float32)])
-            parts = np.array_split(x, min(len(requests), len(x)) or 1)
+            rows = -(-n // self.ROWS) * self.ROWS if n > self.ROWS else n
+            # The padded batch's parts, cut from `x` itself; only a part reaching past its end is
+            # copied and padded with zeros (not the whole batch).
+            ends = np.cumsum([len(p) for p in np.array_split(np.empty(rows, np.uint8), min(len(requests), rows) or 1)])
+            parts = [x[a:min(b, n)] if b <= n else np.concatenate(
+                [x[a:n], np.zeros((b - max(a, n),) + x.shape[1:], np.float32)]) for a, b in zip([0, *ends[:-1]], ends)]
             used = requests[:len(parts)]
             for req, part in zip(used, parts):
                 req.start_async({0: part}, share_inputs=True)
@@ -320,8 +323,9 @@ class Cascade:
     """P-Net, R-Net, O-Net and the frames' representation for one backend and device.
 
     `Cascade("cpu")` is the OpenVINO backend (OpenCV's where OpenVINO is missing) and does not import
-    PyTorch; anything else loads facenet-pytorch's modules (its weights ship inside its wheel). `pack_levels` runs P-Net once on
-    all pyramid levels (see `_pnet_maps`): for small images such as region searches."""
+    PyTorch; anything else loads facenet-pytorch's modules (its weights ship inside its wheel).
+    `pack_levels` runs P-Net once on all pyramid levels (see `_pnet_maps`): for small images such as
+    region searches."""
 
     def __init__(self, device: str = "cpu", backend: str = "auto", pack_levels: bool = False,
                  nms: tuple[float, float] = (0.7, 0.7)):

@@ -119,6 +119,9 @@ def _inner(cols: np.ndarray, rows: np.ndarray) -> tuple[int, int, int, int] | No
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
+_BANDED_MIN = 64 * 64  # below this many pixels five OpenCV calls cost more than they save
+
+
 def blend(image: np.ndarray, patch: MaskPatch, replacement: np.ndarray) -> None:
     """In place: image[patch] = image * (1 - alpha) + replacement * alpha (rounded; alpha 1 copies
     the replacement exactly). OpenCV's blendLinear does it in one pass, ~5x faster than numpy; a
@@ -141,5 +144,3 @@ def blend(image: np.ndarray, patch: MaskPatch, replacement: np.ndarray) -> None:
             roi[part] = cv2.blendLinear(np.ascontiguousarray(replacement[part]), np.ascontiguousarray(roi[part]),
                                         ap, 1.0 - ap)
 
-
-_BANDED_MIN = 64 * 64  # below this many pixels five OpenCV calls cost more than they save
