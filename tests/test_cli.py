@@ -199,3 +199,21 @@ def test_gan_steady_flag_reaches_the_options():
         with pytest.raises(SystemExit) as exc:
             parse(["anonymize", "in.mp4", "-o", "o.mp4", "--gan-steady", bad])
         assert exc.value.code == 2
+
+
+def test_detecting_commands_warm_the_detector_up_first(monkeypatch):
+    """`anonymize` and `detect` start compiling the detector's networks before the rest of the command
+    loads (see vidgan.faces.warm_up), with the command's detector options; not where nothing is
+    detected in this process (a tracks file, Ray's workers) or the options are bad (reported later)."""
+    from vidgan.cli import _warm_up_detector, build_parser
+
+    calls = []
+    monkeypatch.setattr("vidgan.faces.warm_up", calls.append)
+    parser = build_parser()
+    _warm_up_detector(parser.parse_args(["anonymize", "in.mp4", "--threshold", "0.8", "--device", "cpu"]))
+    _warm_up_detector(parser.parse_args(["detect", "in.mp4", "--json", "t.json", "--min-face", "30"]))
+    assert [(c.threshold, c.device, c.min_face) for c in calls] == [(0.8, "cpu", None), (0.7, "auto", 30)]
+    for args in (["anonymize", "in.mp4", "--tracks", "t.json"], ["anonymize", "in.mp4", "--ray"],
+                 ["anonymize", "in.mp4", "--min-face", "4"]):
+        _warm_up_detector(parser.parse_args(args))
+    assert len(calls) == 2

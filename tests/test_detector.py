@@ -88,6 +88,40 @@ def test_the_cpu_detector_does_not_import_torch(tmp_path):
     assert out == ["cpu", "[]"]
 
 
+def test_openvino_loads_without_its_model_converter():
+    """The detector imports OpenVINO without the model converter and the telemetry client its package
+    imports on the way (~65 ms a run); `openvino.convert_model` still works, imported on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from vidgan.faces.mtcnn import _import_openvino\n"
+            "ov = _import_openvino()\n"
+            "print(sorted(m for m in ('openvino.tools.ovc', 'openvino_telemetry') if m in sys.modules))\n"
+            "from openvino import convert_model\n"
+            "print(callable(convert_model), 'openvino.tools.ovc' in sys.modules, hasattr(ov, 'Core'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "True", "True", "True"]
+
+
+def test_warm_up_compiles_the_openvino_nets_the_detector_then_uses(monkeypatch):
+    from vidgan.faces import warm_up
+
+    monkeypatch.setattr(OvNet, "_compiled", {})  # as in a fresh process
+    thread = warm_up(DetectorOptions(device="cpu"))
+    assert thread is not None and not thread.daemon  # an exiting process waits for it
+    thread.join()
+    compiled = dict(OvNet._compiled)
+    assert set(compiled) == {"pnet", "rnet", "onet"}
+    detector = FaceDetector(DetectorOptions(device="cpu"))
+    assert all(net.compiled is compiled[net.name] for net in detector.cascade.nets)  # not compiled again
+    assert warm_up(DetectorOptions(device="cpu", backend="opencv")) is None
+    assert warm_up(DetectorOptions(device="cpu", backend="torch")) is None
+    assert warm_up(DetectorOptions(device="cpu", backend="tensorrt")) is None  # FaceDetector reports it
+    with pytest.raises(ValueError):
+        FaceDetector(DetectorOptions(device="cpu", backend="tensorrt"))
+
+
 def party_frames(step: int, count: int) -> list[np.ndarray]:
     """Every `step`-th frame of the shared 1 s party clip (faces in every frame), RGB."""
     import av

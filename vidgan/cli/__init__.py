@@ -228,6 +228,20 @@ def _detector_options(args):
                            batch_size=args.batch_size)
 
 
+def _warm_up_detector(args) -> None:
+    """Start compiling the detector's networks while the rest of the command loads (see
+    `vidgan.faces.warm_up`): not where nothing is detected here (a tracks file, Ray's workers)."""
+    if getattr(args, "tracks", None) or getattr(args, "ray", None) is not None:
+        return
+    try:
+        options = _detector_options(args)
+    except ValueError:
+        return  # reported with the other options
+    from ..faces import warm_up
+
+    warm_up(options)
+
+
 def _anonymize_options(args):
     from ..media import EncodeOptions
     from ..ops import MaskOptions, parse_color
@@ -309,6 +323,7 @@ class _Bars:
 
 
 def cmd_anonymize(args) -> int:
+    _warm_up_detector(args)
     from ..batch import collect_inputs, plan_jobs, run_batch
 
     options = _anonymize_options(args)
@@ -466,6 +481,7 @@ def _frame_bar(desc: str, quiet: bool, leave: bool = True):
 
 
 def cmd_detect(args) -> int:
+    _warm_up_detector(args)
     from ..pipeline import AnonymizeOptions, Pipeline
 
     pipe = Pipeline(AnonymizeOptions(detector=_detector_options(args), detect_every=args.detect_every,

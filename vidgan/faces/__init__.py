@@ -1,6 +1,6 @@
 """Faces: MTCNN detection and tracking."""
 
-from .detector import DetectorOptions, FaceDetector, resolve_device
+from .detector import DetectorOptions, FaceDetector, resolve_device, warm_up
 from .tracker import Tracker, TrackerOptions
 
-__all__ = ["DetectorOptions", "FaceDetector", "resolve_device", "Tracker", "TrackerOptions"]
+__all__ = ["DetectorOptions", "FaceDetector", "resolve_device", "warm_up", "Tracker", "TrackerOptions"]

@@ -24,6 +24,7 @@ networks run is a backend:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Sequence
 
@@ -93,6 +94,34 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def _import_openvino():
+    """`import openvino`, without the model converter its package imports on the way (`openvino.tools.ovc`
+    and, through it, the telemetry client with urllib, http and email: ~65 ms of its ~120 ms import on
+    this project's 2-core machine, each run; the detector only reads ONNX files). The package skips
+    the converter when it fails to import; blocking it is undone at once, and `openvino.convert_model`
+    still works, imported on first use."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # makes `from openvino.tools.ovc import ...` fail
+    try:
+        import openvino
+    finally:
+        if blocked and "openvino.tools.ovc" in sys.modules and sys.modules["openvino.tools.ovc"] is None:
+            del sys.modules["openvino.tools.ovc"]
+    if not hasattr(openvino, "convert_model") and not hasattr(openvino, "__getattr__"):
+        def lazy(name):
+            if name == "convert_model":
+                from openvino.tools.ovc import convert_model
+
+                return convert_model
+            raise AttributeError(f"module 'openvino' has no attribute {name!r}")
+
+        openvino.__getattr__ = lazy
+    return openvino
+
+
 class OvNet:
     """A network on OpenVINO's CPU plugin, from the same ONNX file as `CvNet`: NumPy in and out, fp32
     (outputs within ~1e-6 of OpenCV's, the same detections). On this project's 2-core machine R-Net
@@ -125,7 +154,7 @@ class OvNet:
         self.name = name
         with OvNet._compile_lock:
             if name not in OvNet._compiled:
-                import openvino as ov
+                ov = _import_openvino()
 
                 core = ov.Core()
                 model = core.read_model(os.path.join(ONNX_DIR, f"{name}.onnx"))
@@ -163,6 +192,21 @@ class OvNet:
         finally:
             with self._pool_lock:
                 self._free.append(requests)
+
+
+def compile_openvino(background: bool = False):
+    """Import OpenVINO and compile its three networks (once a process; `OvNet` then finds them), the
+    compiling in a background thread if asked (it is returned, not a daemon: a process that ends
+    first waits for it, rather than stopping it inside OpenVINO's native code). The import holds the
+    GIL and is done here either way; the compiling does not."""
+    _import_openvino()
+    if not background:
+        for name in _OUTPUTS:
+            OvNet(name)
+        return None
+    thread = threading.Thread(target=compile_openvino, name="vidgan-compile")
+    thread.start()
+    return thread
 
 
 class TorchImages:
@@ -329,23 +373,11 @@ class Cascade:
 
     def __init__(self, device: str = "cpu", backend: str = "auto", pack_levels: bool = False,
                  nms: tuple[float, float] = (0.7, 0.7)):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown detector backend {backend!r} (one of {', '.join(BACKENDS)})")
-        on_cpu = str(device) == "cpu"
-        have_onnx = all(os.path.isfile(os.path.join(ONNX_DIR, f"{n}.onnx")) for n in _OUTPUTS)
-        if backend in ("opencv", "openvino") and not (on_cpu and have_onnx):
-            raise ValueError(f"the {backend} detector backend needs the CPU and the ONNX files in " + ONNX_DIR)
-        if backend == "openvino" and not openvino_available():
-            raise ValueError("the openvino detector backend needs OpenVINO (pip install openvino)")
         self.device = str(device)
         self.pack_levels = pack_levels
         self.nms = nms  # IoU thresholds of the NMS across pyramid levels and after R-Net
-        if not (on_cpu and have_onnx) or backend == "torch":
-            self.backend = "torch"
-        elif backend == "auto":
-            self.backend = "openvino" if openvino_available() else "opencv"
-        else:
-            self.backend = backend
+        self.backend = self.resolve_backend(self.device, backend)
+        on_cpu = self.device == "cpu"
         if self.backend == "openvino":
             self.nets = tuple(OvNet(n) for n in _OUTPUTS)
         elif self.backend == "opencv":
@@ -356,6 +388,24 @@ class Cascade:
             mtcnn = MTCNN(device=self.device).eval()
             self.nets = tuple(TorchNet(getattr(mtcnn, n), channels_last=on_cpu, pad_batches=on_cpu and n != "pnet")
                               for n in _OUTPUTS)
+
+    @staticmethod
+    def resolve_backend(device: str, backend: str = "auto") -> str:
+        """The backend `Cascade(device, backend)` runs on ("auto" resolved); ValueError where the asked
+        one cannot run there."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {backend!r} (one of {', '.join(BACKENDS)})")
+        on_cpu = str(device) == "cpu"
+        have_onnx = all(os.path.isfile(os.path.join(ONNX_DIR, f"{n}.onnx")) for n in _OUTPUTS)
+        if backend in ("opencv", "openvino") and not (on_cpu and have_onnx):
+            raise ValueError(f"the {backend} detector backend needs the CPU and the ONNX files in " + ONNX_DIR)
+        if backend == "openvino" and not openvino_available():
+            raise ValueError("the openvino detector backend needs OpenVINO (pip install openvino)")
+        if not (on_cpu and have_onnx) or backend == "torch":
+            return "torch"
+        if backend == "auto":
+            return "openvino" if openvino_available() else "opencv"
+        return backend
 
     def _pnet_maps(self, images, h: int, w: int, scales: list[float]):
         """P-Net's (regression, probability) maps for each pyramid level. With `pack_levels`, the
