@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QM
 from vidgan import __version__
 from vidgan.batch import MEDIA_EXTENSIONS, plan_jobs
 from vidgan.errors import VidganError
-from vidgan.faces import DetectorOptions
+from vidgan.faces import DetectorOptions, warm_up
 from vidgan.media.seek import FrameSeeker
 from vidgan.pipeline import AnonymizeOptions, Pipeline, TrackSource
 from vidgan.types import Frame
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._wire()
         self._update_state()
+        warm_up(self.controls.detector_options())  # the first detection finds the networks compiled
 
     # == construction ===================================================================================
     def _build_widgets(self) -> None:
