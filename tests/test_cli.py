@@ -217,3 +217,20 @@ def test_detecting_commands_warm_the_detector_up_first(monkeypatch):
                  ["anonymize", "in.mp4", "--min-face", "4"]):
         _warm_up_detector(parser.parse_args(args))
     assert len(calls) == 2
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc (Linux)")
+def test_the_command_line_keeps_numpy_blas_to_one_thread_unless_told_otherwise():
+    """OpenBLAS's threads spin ~0.1 s after NumPy's import (0.14 CPU-s of a short run on 2 cores):
+    the CLI asks for none before NumPy loads (the process has one thread after it); a user's own
+    setting is kept."""
+    code = ("import os, vidgan.cli, numpy\n"
+            "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["1", "1"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OPENBLAS_NUM_THREADS": "2"})
+    assert out.stdout.split()[0] == "2"
+    if (os.cpu_count() or 1) >= 2:
+        assert out.stdout.split()[1] == "2"  # without the setting, OpenBLAS's thread is there
