@@ -41,9 +41,17 @@ def test_help_and_usage_errors(capsys):
     assert main(["anonymize", "x.mp4", "--start", "abc"]) == 2
 
 
-def test_python_dash_m(demo_clip):
+def test_python_dash_m(demo_clip, tmp_path):
+    """`python -m vidgan` and the `vidgan` script go through `cli.run`: main's exit code, a complete
+    output (the collector is frozen only after main returns)."""
     out = subprocess.run([sys.executable, "-m", "vidgan", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "vidgan" in out.stdout
+    dest = tmp_path / "o.mp4"
+    runs = [subprocess.run([sys.executable, "-m", "vidgan", "anonymize", *args, "--quiet"], capture_output=True,
+                           text=True) for args in ([demo_clip, "-o", str(dest)], [str(tmp_path / "none.mp4")],
+                                                   [demo_clip, "--margin", "7"])]
+    assert [r.returncode for r in runs] == [0, 1, 2], [r.stderr for r in runs]
+    assert frames_of(str(dest)) == frames_of(demo_clip)
 
 
 def test_parse_time():
