@@ -267,6 +267,28 @@ def test_reader_frames_have_index_time_and_duration(tmp_path):
         read_frame(src, len(VFR_PTS))
 
 
+def test_decoder_threading_follows_the_cores_and_decodes_the_same_pixels(tmp_path, monkeypatch):
+    """Slice threading on machines of 1-2 cores (frame threads' hand-offs only cost CPU there), frame
+    threads above; either way, and with an explicit thread count, the same frames and timestamps."""
+    from vidgan.media import reader as reader_module
+
+    assert [reader_module.decoder_threading(n) for n in (1, 2, 3, 16)] == ["SLICE", "SLICE", "AUTO", "AUTO"]
+    assert reader_module.decoder_threading() in ("SLICE", "AUTO")
+    src = make_clip(tmp_path / "c.mp4", frames=40, width=320, height=240)
+
+    def decoded(cores=None, threads=0):
+        if cores is not None:
+            monkeypatch.setattr(reader_module, "decoder_threading", lambda: "SLICE" if cores <= 2 else "AUTO")
+        with VideoReader(src, threads=threads) as reader:
+            used.append(reader._stream.thread_type.name)
+            return [(f.pts, f.image.tobytes()) for f in reader]
+
+    used: list = []
+    slices, frames, explicit = decoded(2), decoded(16), decoded(threads=3)
+    assert used == ["SLICE", "AUTO", "AUTO"]
+    assert len(slices) == 40 and slices == frames == explicit
+
+
 def test_reader_accepts_a_photo(tmp_path):
     from PIL import Image
 
