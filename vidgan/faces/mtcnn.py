@@ -14,8 +14,9 @@ networks run is a backend:
   is cut and resized bilinearly when it grows and by area when it shrinks (a pure area resize blurs
   small faces and lost a third of the detections on marathon_vfr_pcm.mkv). Neither imports PyTorch,
   which saves seconds of start-up (torch + torchvision + facenet-pytorch take 3-5 s to import on a
-  2-core machine), most of the run on a short clip; OpenVINO's import and compiling the three
-  networks take ~0.3 s.
+  2-core machine), most of the run on a short clip; OpenVINO's import (without its converter) and
+  compiling the three networks take ~0.2 s, most of it hidden behind the caller's own start-up
+  by `compile_openvino(background=True)` (see `faces.warm_up`).
 * `torch` (the GPU default, or on request on the CPU): facenet-pytorch's modules (`TorchNet`); on a GPU
   the pyramid is `F.interpolate` and all candidates are cut and resized in one
   `torchvision.ops.roi_align` call on the device, where the frames already live.
