@@ -211,8 +211,10 @@ class VideoReader:
                 except StopIteration:
                     break
                 except av.error.FFmpegError as exc:
-                    raise MediaError(f"decode failed at frame {index}: {exc.strerror or exc}",
-                                     self.path) from None
+                    # (Where the first frames decode, e.g. with slice threading, a stream the decoder
+                    # cannot read fails here rather than on opening: the same words either way.)
+                    raise MediaError(f"cannot decode video stream (codec {self._stream.codec_context.name}) "
+                                     f"at frame {index}: {exc.strerror or exc}", self.path) from None
             pts = vf.pts
             if pts is None:
                 pts = (last_pts + (last_dur or 1)) if last_pts is not None else 0
