@@ -97,7 +97,7 @@ def warm_up(options: DetectorOptions = DetectorOptions()) -> Optional[threading.
         backend = Cascade.resolve_backend(resolve_device(options.device), options.backend)
     except ValueError:
         return None
-    return compile_openvino(background=True) if backend == "openvino" else None
+    return compile_openvino() if backend == "openvino" else None
 
 
 class FaceDetector:

@@ -16,7 +16,7 @@ networks run is a backend:
   which saves seconds of start-up (torch + torchvision + facenet-pytorch take 3-5 s to import on a
   2-core machine), most of the run on a short clip; OpenVINO's import (without its converter) and
   compiling the three networks take ~0.2 s, most of it hidden behind the caller's own start-up
-  by `compile_openvino(background=True)` (see `faces.warm_up`).
+  by `compile_openvino` (see `faces.warm_up`).
 * `torch` (the GPU default, or on request on the CPU): facenet-pytorch's modules (`TorchNet`); on a GPU
   the pyramid is `F.interpolate` and all candidates are cut and resized in one
   `torchvision.ops.roi_align` call on the device, where the frames already live.
@@ -195,17 +195,13 @@ class OvNet:
                 self._free.append(requests)
 
 
-def compile_openvino(background: bool = False):
-    """Import OpenVINO and compile its three networks (once a process; `OvNet` then finds them), the
-    compiling in a background thread if asked (it is returned, not a daemon: a process that ends
-    first waits for it, rather than stopping it inside OpenVINO's native code). The import holds the
-    GIL and is done here either way; the compiling does not."""
+def compile_openvino() -> threading.Thread:
+    """Import OpenVINO here (the import holds the GIL) and compile its three networks in a background
+    thread, returned (the compiling does not hold it); `OvNet` then finds them compiled (once a
+    process). Not a daemon thread: a process that ends first waits for it, rather than stopping it
+    inside OpenVINO's native code."""
     _import_openvino()
-    if not background:
-        for name in _OUTPUTS:
-            OvNet(name)
-        return None
-    thread = threading.Thread(target=compile_openvino, name="vidgan-compile")
+    thread = threading.Thread(target=lambda: [OvNet(name) for name in _OUTPUTS], name="vidgan-compile")
     thread.start()
     return thread
 

@@ -67,14 +67,15 @@ def _normalise_rotation(value: float) -> int:
 
 
 def decoder_threading(cores: Optional[int] = None) -> str:
-    """FFmpeg's threading for a decoder on a machine of `cores` CPUs (those this process may use).
+    """FFmpeg's threading for a decoder on a machine of `cores` CPUs (default: `os.cpu_count()`, as the
+    pipeline's other per-machine choices).
     Frame threads (FFmpeg's default, one more than the cores) decode ahead, which pays where decoding
     sets the pace; on 2 cores the pipeline's other stages keep both busy already, and the frame
     threads' hand-offs only cost CPU: slice threading (one thread for a single-slice stream; the
     same pixels) was 4.5 % faster in wall and CPU time there (hikers + selfie, medians of 7 runs).
     Machines with more cores keep frame threads (not measured otherwise)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
     return "SLICE" if cores <= 2 else "AUTO"
 
 
