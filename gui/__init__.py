@@ -12,6 +12,9 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Open the main window (optionally with files) and run the Qt event loop."""
+    from vidgan.threads import set_defaults
+
+    set_defaults()  # before NumPy and OpenCV load, as the command does (see vidgan/threads.py)
     from .app import main as _main
 
     return _main(argv)

@@ -242,3 +242,27 @@ def test_the_command_line_keeps_numpy_blas_to_one_thread_unless_told_otherwise()
     assert out.stdout.split()[0] == "2"
     if (os.cpu_count() or 1) >= 2:
         assert out.stdout.split()[1] == "2"  # without the setting, OpenBLAS's thread is there
+
+
+def test_opencv_runs_in_the_calling_thread_on_two_cores_unless_told_otherwise():
+    """On 1-2 cores OpenCV's pool only spun beside the pipeline's stages (8 clips: -2 % CPU without
+    it): the command asks for one thread before OpenCV loads; more cores keep OpenCV's default; a
+    user's own setting wins."""
+    from vidgan.threads import defaults
+
+    assert defaults(2) == {"OPENBLAS_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+    assert defaults(1)["OPENCV_FOR_THREADS_NUM"] == "1"
+    assert "OPENCV_FOR_THREADS_NUM" not in defaults(16)
+    code = "import vidgan.cli, cv2; print(cv2.getNumThreads())"
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["1" if (os.cpu_count() or 1) <= 2 else str(cv2_default_threads(env))]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OPENCV_FOR_THREADS_NUM": "3"})
+    assert out.stdout.split() == ["3"]
+
+
+def cv2_default_threads(env) -> int:
+    out = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.getNumThreads())"], capture_output=True,
+                         text=True, check=True, env=env)
+    return int(out.stdout)

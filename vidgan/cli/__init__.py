@@ -15,10 +15,11 @@ import os
 import sys
 from typing import Optional, Sequence
 
-# Before NumPy's import: its OpenBLAS starts a thread per core that spins for ~0.1 s (0.14 of the
-# 0.69 CPU-s a 2-frame clip takes on 2 cores), and vidgan makes no large BLAS calls: its stages are
-# its parallelism. A user's own setting wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from ..threads import set_defaults
+
+# Before NumPy's and OpenCV's imports: their own threads only spin beside the pipeline's stages (one
+# OpenBLAS thread; one OpenCV thread on 1-2 cores; see threads.py). A user's own setting wins.
+set_defaults()
 
 from .. import __version__  # noqa: E402
 from ..errors import EXIT_FAILED, EXIT_LEAK, EXIT_OK, EXIT_USAGE, UsageError, VidganError  # noqa: E402
