@@ -106,12 +106,10 @@ def _linear_sum_assignment():
             import os
             import sys
 
-            import scipy
-
             name = "scipy.optimize._lsap"
             mod = sys.modules.get(name)
-            if mod is None:
-                folder = os.path.join(os.path.dirname(scipy.__file__), "optimize")
+            if mod is None:  # found without running scipy's own __init__ either (10-25 ms: subprocess, ...)
+                folder = os.path.join(os.path.dirname(importlib.util.find_spec("scipy").origin), "optimize")
                 path = next(os.path.join(folder, "_lsap" + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES
                             if os.path.isfile(os.path.join(folder, "_lsap" + suffix)))
                 spec = importlib.util.spec_from_file_location(name, path)
