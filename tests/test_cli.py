@@ -245,7 +245,7 @@ def test_the_command_line_keeps_numpy_blas_to_one_thread_unless_told_otherwise()
 
 
 def test_opencv_runs_in_the_calling_thread_on_two_cores_unless_told_otherwise():
-    """On 1-2 cores OpenCV's pool only spun beside the pipeline's stages (8 clips: -2 % CPU without
+    """On 1-2 cores OpenCV's pool only cost CPU beside the pipeline's stages (8 clips: -2 % CPU without
     it): the command asks for one thread before OpenCV loads; more cores keep OpenCV's default; a
     user's own setting wins."""
     from vidgan.threads import defaults

@@ -2,7 +2,7 @@
 
 The pipeline's parallelism is its stages (decode, detect, track, cover, encode run at once, see
 pipeline.py). Libraries that start threads of their own inside one stage's call only add hand-offs
-and spinning where those stages already fill the cores. Set through environment variables, read by
+(and, for OpenBLAS, spinning) where those stages already fill the cores. Set through environment variables, read by
 each library when it loads: `set_defaults()` has to run before NumPy and OpenCV are imported (the
 `vidgan` command and the app do it first). A user's own setting wins.
 """
@@ -19,8 +19,9 @@ def defaults(cores: Optional[int] = None) -> dict[str, str]:
     - OpenBLAS (under NumPy) one thread: its threads spun ~0.1 s after NumPy's import (0.14 of the
       0.69 CPU-s a 2-frame clip took on 2 cores), and vidgan makes no large BLAS calls.
     - OpenCV one thread on 1-2 cores: its pool split each resize, blur and blend across the cores
-      and spun waiting for them (8 clips on 2 cores, 5 interleaved runs: 56.9 -> 55.7 CPU-s, 33.4 ->
-      32.9 s). Machines with more cores keep OpenCV's pool (not measured there)."""
+      and the caller waited for it; in the calling thread alone the same work took less CPU (8
+      clips on 2 cores, 5 interleaved runs: 56.9 -> 55.7 CPU-s, 33.4 -> 32.9 s; the same pixels).
+      Machines with more cores keep OpenCV's pool (not measured there)."""
     cores = (os.cpu_count() or 1) if cores is None else cores
     out = {"OPENBLAS_NUM_THREADS": "1"}
     if cores <= 2:

@@ -17,8 +17,8 @@ from typing import Optional, Sequence
 
 from ..threads import set_defaults
 
-# Before NumPy's and OpenCV's imports: their own threads only spin beside the pipeline's stages (one
-# OpenBLAS thread; one OpenCV thread on 1-2 cores; see threads.py). A user's own setting wins.
+# Before NumPy's and OpenCV's imports: their own thread pools only cost CPU beside the pipeline's
+# stages (one OpenBLAS thread; one OpenCV thread on 1-2 cores; see threads.py). A user's own setting wins.
 set_defaults()
 
 from .. import __version__  # noqa: E402
