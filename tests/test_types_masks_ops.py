@@ -441,15 +441,16 @@ def test_blur_is_scale_invariant_and_strength_orders():
 
 @pytest.mark.parametrize("w, h", [(40, 50), (301, 377), (600, 640), (1001, 333)])
 def test_blur_shrinks_like_an_area_resize(w, h):
-    """The blur's two-step shrink (a whole-number factor first: OpenCV's fast path) gives OpenCV's
-    area average within a few levels, at the same size; small regions take the one-step path."""
-    from vidgan.ops.blur import _shrink
+    """The blur's and pixelation's two-step shrink (a whole-number factor first: OpenCV's fast path)
+    gives OpenCV's area average within a few levels, at the same size; small regions take the
+    one-step path."""
+    from vidgan.ops.resample import area_shrink
 
     img = textured(h, w, cell=max(w, h) / 12.0, seed=w)
     k = 10.0 / max(w, h)
     sw, sh = max(2, round(w * k)), max(2, round(h * k))
     ref = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA).astype(float)
-    got = _shrink(img, sw, sh)
+    got = area_shrink(img, sw, sh)
     assert got.shape == ref.shape and got.dtype == np.uint8
     assert np.abs(got - ref).mean() < 5 and np.abs(got - ref).max() < 24  # random blocks: the harshest case
     if max(w, h) < 80:

@@ -13,6 +13,7 @@ import numpy as np
 from ..types import TrackBox
 from .base import Operation
 from .masks import MaskOptions, MaskPatch
+from .resample import area_shrink
 
 
 class Blur(Operation):
@@ -30,7 +31,7 @@ class Blur(Operation):
         h, w = roi.shape[:2]
         k = min(1.0, self.cells / max(w, h))
         sw, sh = max(2, int(round(w * k))), max(2, int(round(h * k)))
-        small = _shrink(roi, sw, sh)
+        small = area_shrink(roi, sw, sh)
         small = cv2.GaussianBlur(small, (0, 0), sigmaX=1.0, borderType=cv2.BORDER_REPLICATE)
         # Smooth the enlargement at UP pixels per cell (sigma half a cell), then enlarge bilinearly:
         # looks like a Gaussian of sigma = half a cell at full size, at a cost that does not grow
@@ -43,22 +44,3 @@ class Blur(Operation):
             return mid
         return cv2.resize(mid, (w, h), interpolation=cv2.INTER_LINEAR)
 
-
-INTERMEDIATE = 8  # see _shrink
-
-
-def _shrink(image: np.ndarray, sw: int, sh: int) -> np.ndarray:
-    """`image` averaged down to (sw, sh) (OpenCV's area resize) in two steps: OpenCV's area resize
-    has a fast path only for whole-number factors (a 600x640 face to 9x10: 1.25 ms against 0.32 in
-    two steps), so the image first shrinks by the largest whole factor that leaves at least
-    INTERMEDIATE times the target on each side (its right and bottom edges replicated up to a
-    multiple of the factor: under an eighth of a target pixel), then to the target. Within a few
-    levels of the one-step average (under 5 on average on harsh random blocks)."""
-    h, w = image.shape[:2]
-    f = min(w // (INTERMEDIATE * sw), h // (INTERMEDIATE * sh))
-    if f >= 2:
-        pw, ph = -w % f, -h % f
-        if pw or ph:
-            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-        image = cv2.resize(image, ((w + pw) // f, (h + ph) // f), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)

@@ -8,6 +8,7 @@ import numpy as np
 from ..types import TrackBox
 from .base import Operation
 from .masks import MaskOptions, MaskPatch
+from .resample import area_shrink
 
 
 class Pixelate(Operation):
@@ -26,5 +27,5 @@ class Pixelate(Operation):
         region_w = max(1.0, box.box.width * self.mask.scale * (1 + 2 * self.mask.margin))
         cell = max(1.0, region_w / self.blocks)
         sw, sh = max(1, int(round(w / cell))), max(1, int(round(h / cell)))
-        small = cv2.resize(roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        small = area_shrink(roi, sw, sh)  # each cell's average, within a few levels
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
