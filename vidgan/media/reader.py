@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from ..errors import MediaError
+from ..threads import few_cores
 from ..types import Frame, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,14 @@ def _normalise_rotation(value: float) -> int:
 
 
 def decoder_threading(cores: Optional[int] = None) -> str:
-    """FFmpeg's threading for a decoder on a machine of `cores` CPUs (default: `os.cpu_count()`, as the
-    pipeline's other per-machine choices).
+    """FFmpeg's threading for a decoder on a machine of `cores` CPUs (default: `os.cpu_count()`; the
+    same rule, `threads.few_cores`, as OpenCV's thread count).
     Frame threads (FFmpeg's default, one more than the cores) decode ahead, which pays where decoding
     sets the pace; on 2 cores the pipeline's other stages keep both busy already, and the frame
     threads' hand-offs only cost CPU: slice threading (one thread for a single-slice stream; the
     same pixels) was 4.5 % faster in wall and CPU time there (hikers + selfie, medians of 7 runs).
     Machines with more cores keep frame threads (not measured otherwise)."""
-    if cores is None:
-        cores = os.cpu_count() or 1
-    return "SLICE" if cores <= 2 else "AUTO"
+    return "SLICE" if few_cores(cores) else "AUTO"
 
 
 class VideoReader:
@@ -133,8 +132,7 @@ class VideoReader:
                              self.path) from None
         except av.error.FFmpegError as exc:
             self.close()
-            raise MediaError(f"cannot decode video stream (codec {stream.codec_context.name}): "
-                             f"{exc.strerror or exc}", self.path) from None
+            raise self._cannot_decode(exc) from None
         first = self._first
         rotation = _normalise_rotation(first.rotation or 0)
         cw, ch = first.width, first.height
@@ -191,6 +189,11 @@ class VideoReader:
                 continue
             yield from frames
 
+    def _cannot_decode(self, exc: av.error.FFmpegError, index: Optional[int] = None) -> MediaError:
+        at = "" if index is None else f" at frame {index}"
+        return MediaError(f"cannot decode video stream (codec {self._stream.codec_context.name}){at}: "
+                          f"{exc.strerror or exc}", self.path)
+
     def __iter__(self) -> Iterator[Frame]:
         if self.info.is_image:
             yield Frame(index=0, pts=0, time=0.0, image=self._image_array)
@@ -214,8 +217,7 @@ class VideoReader:
                 except av.error.FFmpegError as exc:
                     # (Where the first frames decode, e.g. with slice threading, a stream the decoder
                     # cannot read fails here rather than on opening: the same words either way.)
-                    raise MediaError(f"cannot decode video stream (codec {self._stream.codec_context.name}) "
-                                     f"at frame {index}: {exc.strerror or exc}", self.path) from None
+                    raise self._cannot_decode(exc, index) from None
             pts = vf.pts
             if pts is None:
                 pts = (last_pts + (last_dur or 1)) if last_pts is not None else 0

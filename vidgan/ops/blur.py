@@ -43,4 +43,3 @@ class Blur(Operation):
         if (mw, mh) == (w, h):
             return mid
         return cv2.resize(mid, (w, h), interpolation=cv2.INTER_LINEAR)
-
