@@ -24,11 +24,11 @@ def mtcnn():
 @pytest.mark.parametrize("net", [CvNet, OvNet])
 @pytest.mark.parametrize("name,shape", [("pnet", (2, 3, 57, 91)), ("rnet", (5, 3, 24, 24)),
                                         ("onet", (3, 3, 48, 48)), ("rnet", (1, 3, 24, 24)),
-                                        ("onet", (37, 3, 48, 48))])
+                                        ("onet", (37, 3, 48, 48)), ("onet", (150, 3, 48, 48))])
 def test_onnx_networks_match_facenet_weights(mtcnn, net, name, shape):
     """Both ONNX runtimes give facenet-pytorch's outputs, row for row (OpenVINO splits a batch across
     its streams and joins the parts, and pads a batch of more than 16 rows to a multiple of 16: a
-    single row, odd sizes, 37 rows)."""
+    single row, odd sizes, 37 rows; 150 rows run as parts of 16, more parts than streams)."""
     x = torch.rand(shape) * 2 - 1
     with torch.no_grad():
         ref = TorchNet(getattr(mtcnn, name), channels_last=False)(x)
@@ -46,7 +46,7 @@ def test_openvino_nets_serve_several_threads_at_once():
 
     net = OvNet("rnet")
     rng = np.random.default_rng(1)
-    inputs = [rng.uniform(-1, 1, (n, 3, 24, 24)).astype(np.float32) for n in (7, 33, 2, 64) * 4]
+    inputs = [rng.uniform(-1, 1, (n, 3, 24, 24)).astype(np.float32) for n in (7, 33, 2, 64, 150) * 4]
     alone = [net(x) for x in inputs]
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(net, inputs))
@@ -54,6 +54,22 @@ def test_openvino_nets_serve_several_threads_at_once():
         for x, y in zip(a, b):
             assert np.array_equal(x, y)
     assert 1 <= len(net._free) <= 4  # sets are reused, not made per call
+
+
+def test_openvino_batches_run_as_a_few_shapes():
+    """Every new input shape costs the plugin ~5 ms of kernel preparation, and the number of R-Net and
+    O-Net crops differs in almost every call: the parts a batch runs as take a handful of sizes
+    whatever the batch (here 1 to 1,000 rows), and cover its rows in order, once."""
+    net = OvNet("rnet")
+    sizes = set()
+    for n in range(1, 1001):
+        parts = net.parts(n)
+        assert parts[0][0] == 0 and all(b == c for (_, b), (c, _) in zip(parts, parts[1:]))
+        assert n <= parts[-1][1] < n + net.ROWS  # the padding stays under ROWS rows
+        if n > net.STREAMS * net.ROWS:
+            assert {b - a for a, b in parts} == {net.ROWS}
+        sizes |= {b - a for a, b in parts}
+    assert len(sizes) <= net.ROWS, sorted(sizes)  # 7 with 4 streams (2 cores); 66 when every batch was split into one part per stream
 
 
 def test_auto_backend_is_openvino_on_cpu_and_the_others_on_request(monkeypatch):

@@ -142,10 +142,16 @@ class OvNet:
     same reason. One compiled model per network and process, shared."""
 
     STREAMS = max(1, min(8, 2 * (os.cpu_count() or 1)))
-    # The plugin keeps compiled kernels for every input shape it has seen (up to 5,000 by default):
-    # with the number of R-Net/O-Net crops different in every call, RSS grew without bound (127 ->
-    # 608 MB over 2,400 random batch sizes). Batches of more than ROWS are padded to a multiple of
-    # ROWS (a few rows of extra work) and the cache holds at most SHAPES shapes a network: flat.
+    # The plugin prepares its kernels for every input shape it has not seen yet (~5 ms for R-Net or
+    # O-Net on this 2-core machine, against ~1 ms to run 16 rows) and keeps them for the shapes it
+    # has seen (up to 5,000 by default: RSS grew without bound, 127 -> 608 MB over 2,400 random
+    # batch sizes, when every size was its own shape). The number of R-Net/O-Net crops differs in
+    # almost every call (marathon_vfr_pcm.mkv: R-Net's 148 calls in 102 sizes). So a batch of up to
+    # STREAMS * ROWS rows is split into one part per stream (padded to a multiple of ROWS when over
+    # ROWS), and a larger one runs as parts of exactly ROWS rows, each stream taking the next part as
+    # it finishes one: at most 7 part sizes with 4 streams (R-Net on marathon: 30 part shapes when
+    # large batches were split into one part per stream, now 7; 2 % less wall time over the 8
+    # benchmark clips), and the cache holds at most SHAPES shapes a network.
     ROWS = 16
     SHAPES = 128
     _compiled: dict = {}
@@ -170,6 +176,15 @@ class OvNet:
         self._free: list[list] = []  # sets of STREAMS requests not in use
         self._pool_lock = threading.Lock()
 
+    def parts(self, n: int) -> list[tuple[int, int]]:
+        """The (start, end) rows of each part a batch of `n` rows runs as; ends past `n` are padding."""
+        streams, rows = self.STREAMS, self.ROWS
+        if n > streams * rows:
+            return [(a, a + rows) for a in range(0, n, rows)]
+        padded = -(-n // rows) * rows if n > rows else n
+        ends = np.cumsum([len(p) for p in np.array_split(np.empty(padded, np.uint8), min(streams, padded) or 1)])
+        return list(zip([0, *ends[:-1].tolist()], ends.tolist()))
+
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         with self._pool_lock:
             requests = self._free.pop() if self._free else None
@@ -178,18 +193,25 @@ class OvNet:
         try:
             n = len(x)
             x = np.ascontiguousarray(x, dtype=np.float32)
-            rows = -(-n // self.ROWS) * self.ROWS if n > self.ROWS else n
-            # The padded batch's parts, cut from `x` itself; only a part reaching past its end is
-            # copied and padded with zeros (not the whole batch).
-            ends = np.cumsum([len(p) for p in np.array_split(np.empty(rows, np.uint8), min(len(requests), rows) or 1)])
-            parts = [x[a:min(b, n)] if b <= n else np.concatenate(
-                [x[a:n], np.zeros((b - max(a, n),) + x.shape[1:], np.float32)]) for a, b in zip([0, *ends[:-1]], ends)]
-            used = requests[:len(parts)]
-            for req, part in zip(used, parts):
-                req.start_async({0: part}, share_inputs=True)
-            for req in used:
+            parts = self.parts(n)
+            results: list = [None] * len(parts)
+
+            def collect(k: int) -> None:  # part k's outputs, read before its request runs another part
+                req = requests[k % len(requests)]
                 req.wait()
-            return tuple(np.concatenate([req.get_tensor(o).data for req in used])[:n] for o in self.outputs)
+                results[k] = [req.get_tensor(o).data.copy() if len(parts) > len(requests)
+                              else req.get_tensor(o).data for o in self.outputs]
+
+            for k, (a, b) in enumerate(parts):
+                if k >= len(requests):
+                    collect(k - len(requests))
+                # Cut from `x` itself; only a part reaching past its end is copied and padded with zeros.
+                part = x[a:b] if b <= n else np.concatenate(
+                    [x[a:n], np.zeros((b - max(a, n),) + x.shape[1:], np.float32)])
+                requests[k % len(requests)].start_async({0: part}, share_inputs=True)
+            for k in range(max(0, len(parts) - len(requests)), len(parts)):
+                collect(k)
+            return tuple(np.concatenate([r[i] for r in results])[:n] for i in range(len(self.outputs)))
         finally:
             with self._pool_lock:
                 self._free.append(requests)
