@@ -69,7 +69,21 @@ def test_openvino_batches_run_as_a_few_shapes():
         if n > net.STREAMS * net.ROWS:
             assert {b - a for a, b in parts} == {net.ROWS}
         sizes |= {b - a for a, b in parts}
-    assert len(sizes) <= net.ROWS, sorted(sizes)  # 7 with 4 streams (2 cores); 66 when every batch was split into one part per stream
+    # 7 sizes with 4 streams (2 cores); 66 when every batch was split into one part per stream
+    assert len(sizes) <= net.ROWS, sorted(sizes)
+
+
+def test_openvino_net_serves_calls_after_a_failed_one():
+    """A call that fails (here crops of the wrong size, in more parts than streams) raises, and its
+    requests go back to the pool idle: the next call gets the right outputs."""
+    net = OvNet("rnet")
+    x = np.random.default_rng(2).uniform(-1, 1, (150, 3, 24, 24)).astype(np.float32)
+    expected = net(x)
+    for n in (5, 150):
+        with pytest.raises(RuntimeError):
+            net(np.zeros((n, 3, 30, 30), np.float32))
+        for a, b in zip(net(x), expected):
+            assert np.array_equal(a, b)
 
 
 def test_auto_backend_is_openvino_on_cpu_and_the_others_on_request(monkeypatch):
