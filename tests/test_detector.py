@@ -73,17 +73,21 @@ def test_openvino_batches_run_as_a_few_shapes():
     assert len(sizes) <= net.ROWS, sorted(sizes)
 
 
-def test_openvino_net_serves_calls_after_a_failed_one():
-    """A call that fails (here crops of the wrong size, in more parts than streams) raises, and its
-    requests go back to the pool idle: the next call gets the right outputs."""
-    net = OvNet("rnet")
+def test_openvino_nets_work_again_after_a_failed_call():
+    """An inference that fails (here crops of the wrong size, in fewer and in more parts than
+    streams) raises; OpenVINO then repeats that error on every later inference of the same compiled
+    model, so the network is compiled again: the next calls, from this instance and from another
+    one sharing the model (the region searches' cascade), give the right outputs."""
+    net, other = OvNet("rnet"), OvNet("rnet")
     x = np.random.default_rng(2).uniform(-1, 1, (150, 3, 24, 24)).astype(np.float32)
-    expected = net(x)
+    expected, expected7 = net(x), net(x[:7])
+    other(x)
     for n in (5, 150):
         with pytest.raises(RuntimeError):
             net(np.zeros((n, 3, 30, 30), np.float32))
-        for a, b in zip(net(x), expected):
-            assert np.array_equal(a, b)
+        for got, want in ((net(x), expected), (other(x), expected), (net(x[:7]), expected7)):
+            for a, b in zip(got, want):
+                assert np.array_equal(a, b)
 
 
 def test_auto_backend_is_openvino_on_cpu_and_the_others_on_request(monkeypatch):

@@ -28,7 +28,7 @@ import contextlib
 import os
 import sys
 import threading
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -160,9 +160,8 @@ class OvNet:
 
     def __init__(self, name: str):
         self.name = name
-        self._model = None  # the compiled model, looked up on first use (see `compiled`)
-        self._outputs: list = []
-        self._free: list[list] = []  # sets of STREAMS requests not in use
+        self._state: Optional[tuple] = None  # (compiled model, output ports) last used: see `_current`
+        self._free: list[tuple] = []  # (compiled model, set of STREAMS requests) not in use
         self._pool_lock = threading.Lock()
 
     @classmethod
@@ -183,22 +182,34 @@ class OvNet:
                     "CPU_RUNTIME_CACHE_CAPACITY": cls.SHAPES})
             return cls._compiled[name]
 
+    @classmethod
+    def discard(cls, name: str, model) -> None:
+        """Forget `model` (the next call compiles the network again): after an inference on it
+        failed, the plugin repeats that failure on every later inference of the same compiled model,
+        from any request (seen with OpenVINO 2026.4), so one failed call (say, out of memory) would
+        otherwise break every later detection in the process (the app's, a batch's next files)."""
+        with cls._compile_locks[name]:
+            if cls._compiled.get(name) is model:
+                del cls._compiled[name]
+
+    def _current(self) -> tuple:
+        """(compiled model, its output ports in `_OUTPUTS` order): the network's model now, compiled
+        on first use, not when the cascade is made, so at the start of a run the detector's first
+        P-Net call does not wait for R-Net and O-Net, which `compile_openvino` compiles in the
+        meantime (the first network call ~30 ms sooner on a 2-core machine)."""
+        model = OvNet._compiled.get(self.name) or OvNet.compile(self.name)
+        state = self._state
+        if state is None or state[0] is not model:
+            state = self._state = (model, [model.output(n) for n in _OUTPUTS[self.name]])
+        return state
+
     @property
     def compiled(self):
-        """Compiled on first use, not when the cascade is made: at the start of a run the detector's
-        first P-Net call no longer waits for R-Net and O-Net, which `compile_openvino` compiles in
-        the meantime (the first network call ~30 ms sooner on a 2-core machine)."""
-        if self._model is None:
-            model = OvNet.compile(self.name)
-            self._outputs = [model.output(n) for n in _OUTPUTS[self.name]]
-            self._model = model
-        return self._model
+        return self._current()[0]
 
     @property
     def outputs(self) -> list:
-        """The compiled model's output ports, in `_OUTPUTS` order."""
-        self.compiled
-        return self._outputs
+        return self._current()[1]
 
     def parts(self, n: int) -> list[tuple[int, int]]:
         """The (start, end) rows of each part a batch of `n` rows runs as; ends past `n` are padding."""
@@ -210,14 +221,17 @@ class OvNet:
         return list(zip([0, *ends[:-1].tolist()], ends.tolist()))
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        model, outputs = self._current()
         with self._pool_lock:
-            requests = self._free.pop() if self._free else None
+            while self._free and self._free[-1][0] is not model:  # sets of a discarded model
+                self._free.pop()
+            requests = self._free.pop()[1] if self._free else None
         if requests is None:
-            requests = [self.compiled.create_infer_request() for _ in range(self.STREAMS)]
+            requests = [model.create_infer_request() for _ in range(self.STREAMS)]
         try:
             n = len(x)
             x = np.ascontiguousarray(x, dtype=np.float32)
-            parts, outputs = self.parts(n), self.outputs
+            parts = self.parts(n)
             results: list = [None] * len(parts)
 
             def collect(k: int) -> None:  # part k's outputs, read before its request runs another part
@@ -235,15 +249,17 @@ class OvNet:
                 requests[k % len(requests)].start_async({0: part}, share_inputs=True)
             for k in range(max(0, len(parts) - len(requests)), len(parts)):
                 collect(k)
-            return tuple(np.concatenate([r[i] for r in results])[:n] for i in range(len(outputs)))
-        except BaseException:
-            for req in requests:  # none still running when the set goes back to the pool
+            out = tuple(np.concatenate([r[i] for r in results])[:n] for i in range(len(outputs)))
+        except BaseException as exc:
+            for req in requests:  # none of the set still running; then it is dropped
                 with contextlib.suppress(Exception):
                     req.wait()
+            if isinstance(exc, Exception):
+                OvNet.discard(self.name, model)
             raise
-        finally:
-            with self._pool_lock:
-                self._free.append(requests)
+        with self._pool_lock:
+            self._free.append((model, requests))
+        return out
 
 
 def compile_openvino() -> threading.Thread:
