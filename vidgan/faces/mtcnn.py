@@ -197,7 +197,9 @@ class OvNet:
         on first use, not when the cascade is made, so at the start of a run the detector's first
         P-Net call does not wait for R-Net and O-Net, which `compile_openvino` compiles in the
         meantime (the first network call ~30 ms sooner on a 2-core machine)."""
-        model = OvNet._compiled.get(self.name) or OvNet.compile(self.name)
+        model = OvNet._compiled.get(self.name)
+        if model is None:
+            model = OvNet.compile(self.name)
         state = self._state
         if state is None or state[0] is not model:
             state = self._state = (model, [model.output(n) for n in _OUTPUTS[self.name]])
