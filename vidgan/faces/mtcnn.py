@@ -209,18 +209,16 @@ class OvNet:
     def compiled(self):
         return self._current()[0]
 
-    @property
-    def outputs(self) -> list:
-        return self._current()[1]
-
     def parts(self, n: int) -> list[tuple[int, int]]:
         """The (start, end) rows of each part a batch of `n` rows runs as; ends past `n` are padding."""
         streams, rows = self.STREAMS, self.ROWS
         if n > streams * rows:
             return [(a, a + rows) for a in range(0, n, rows)]
         padded = -(-n // rows) * rows if n > rows else n
-        ends = np.cumsum([len(p) for p in np.array_split(np.empty(padded, np.uint8), min(streams, padded) or 1)])
-        return list(zip([0, *ends[:-1].tolist()], ends.tolist()))
+        k = max(1, min(streams, padded))
+        size, extra = divmod(padded, k)  # the first `extra` parts one row longer
+        ends = [(i + 1) * size + min(i + 1, extra) for i in range(k)]
+        return list(zip([0, *ends[:-1]], ends))
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         model, outputs = self._current()
