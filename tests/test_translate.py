@@ -18,8 +18,8 @@ from conftest import audio_packets, video_path, video_times
 
 from vidgan.cli import main
 from vidgan.faces import DetectorOptions, FaceDetector
-from vidgan.faces.align import (align_matrix, crop_mask, invert, match_color, paste_back, template_points,
-                                transform_points, warp_crop)
+from vidgan.faces.align import (align_matrix, crop_mask, invert, match_color, paste_back, similarity,
+                                template_points, transform_points, warp_crop)
 from vidgan.gan.nets import build_generator
 from vidgan.gan.translator import Translator, save_translator
 from vidgan.media import VideoReader
@@ -50,6 +50,29 @@ def test_alignment_round_trip_maps_landmarks_to_the_template_and_back(angle, sca
     rng = np.random.default_rng(0)
     noisy = landmarks + rng.normal(0, 0.5 * scale, landmarks.shape)
     assert np.abs(transform_points(noisy, align_matrix(noisy, size, margin)) - tpl).max() < 2.5
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The textbook SVD form (Umeyama 1991, no reflection), to check the closed form against."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    sign = np.array([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ np.diag(sign) @ vt
+    scale = (sig * sign).sum() / ((s ** 2).sum() / len(src))
+    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+
+
+def test_similarity_is_umeyamas_least_squares_fit():
+    rng = np.random.default_rng(3)
+    for i in range(200):
+        src = rng.normal(0, rng.uniform(1, 300), (5, 2)) + rng.uniform(-500, 500, 2)
+        dst = rng.normal(0, 50, (5, 2)) if i % 3 == 0 else transform_points(src, similarity_matrix(
+            rng.uniform(-180, 180), rng.uniform(0.05, 5), *rng.uniform(-300, 300, 2))) + rng.normal(0, 2, (5, 2))
+        if i % 7 == 0:
+            dst[:, 0] *= -1  # a mirrored set: still the best proper similarity, never a reflection
+        assert np.allclose(similarity(src, dst), umeyama(src, dst), rtol=1e-9, atol=1e-7)
+    assert np.array_equal(similarity(np.ones((5, 2)), np.zeros((5, 2)))[:, :2], np.eye(2))  # degenerate: no NaN
 
 
 def test_margin_zooms_out_around_the_same_centre():
@@ -111,6 +134,30 @@ def test_colour_matching_moves_the_crop_towards_the_reference():
     crop = np.full((64, 64, 3), (60, 90, 200), np.uint8)
     out = match_color(crop, ref)
     assert np.abs(out.reshape(-1, 3).mean(0) - ref.reshape(-1, 3).mean(0)).max() < 6
+
+
+def test_colour_matching_is_reinhards_transfer_and_a_uint8_mask_selects_like_a_0_1_float_mask():
+    rng = np.random.default_rng(4)
+    crop, src, ref = textured(64, 64, 1), textured(64, 64, 2), textured(64, 64, 3)
+    ring = np.zeros((64, 64), np.float32)
+    ring[5:20, 8:50] = 1
+    ring[40:60, 2:30] = rng.uniform(0, 1, (20, 28)).astype(np.float32)  # weighted pixels too
+
+    def lab(x):
+        return cv2.cvtColor(x, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
+
+    w = ring.reshape(-1) / ring.sum()
+    mu_s, mu_r = w @ lab(src), w @ lab(ref)
+    sd_s, sd_r = np.sqrt(w @ (lab(src) - mu_s) ** 2), np.sqrt(w @ (lab(ref) - mu_r) ** 2)
+    want = np.clip((lab(crop) - mu_s) * (sd_r / sd_s) + mu_r, 0, 255).reshape(64, 64, 3)
+    got = cv2.cvtColor(match_color(crop, ref, ring, source=src), cv2.COLOR_RGB2LAB).astype(np.float64)
+    expect = cv2.cvtColor(want.astype(np.uint8), cv2.COLOR_LAB2RGB)
+    assert np.abs(match_color(crop, ref, ring, source=src).astype(int) - expect).max() <= 1
+    assert np.abs(got - want).mean() < 1.0
+    binary = (ring > 0.5).astype(np.float32)
+    a, b = match_color(crop, ref, binary, source=src), match_color(crop, ref, binary.astype(np.uint8), source=src)
+    assert np.abs(a.astype(int) - b).max() <= 1 and np.mean(a != b) < 0.01
+    assert np.array_equal(match_color(crop, ref, binary > 0, source=src), b)
 
 
 # -- generators for the job tests -----------------------------------------------------------------

@@ -40,9 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
-from ..faces.align import (BOX_TEMPLATE, align_matrix, blend_warped, match_color, transform_points, warp_back,
+from ..faces.align import (BOX_TEMPLATE, align_matrix, match_color, transform_points, warp_back,
                            warp_crop)
 from ..types import Frame, TrackBox
 from .base import Operation
@@ -77,7 +78,8 @@ class GanFace(Operation):
         self.size, self.margin = self.net.arch.size, self.net.arch.margin
         self.soft = self.net.soft[0, 0].cpu().numpy()
         a = self.net.arch  # colours are compared on the context around the interior, never inside
-        self.ring = context_ring(self.size, self.margin, tuple(a.interior_center), tuple(a.interior_axes))
+        self.ring = (context_ring(self.size, self.margin, tuple(a.interior_center),
+                                  tuple(a.interior_axes)) > 0).astype(np.uint8)  # a 0/1 selection
         self.key = key if key is not None else random_key()
         self.codes = TrackCodes(self.key, b"", dim=self.net.arch.z_dim)
         self.smooth = smooth
@@ -86,6 +88,7 @@ class GanFace(Operation):
         self.blur = Blur(mask)
         self.tracks: dict[int, _TrackState] = {}
         self.protos: dict[int, int] = {}  # track id -> prototype (kept for the whole video)
+        self._proto_images: dict = {}  # prototype -> its image at the crop size (torch, this video's)
         self.stats = {"generated": 0, "blurred": 0}
         self.flow_alpha = flow_alpha
         self._smoother = None  # TemporalSmoother, made on first use
@@ -98,6 +101,7 @@ class GanFace(Operation):
         self.codes = TrackCodes(self.key, video_salt(input_path), dim=self.net.arch.z_dim)
         self.tracks.clear()
         self.protos.clear()
+        self._proto_images.clear()
         self._prev_covered = None
 
     # -- geometry
@@ -183,8 +187,9 @@ class GanFace(Operation):
             z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
             proto = self._prototypes(x, [t[4] for t in todo], [t[5] for t in todo])
             raw, comp = self.net(x, heat, z, *(() if proto is None else (proto,)))
-        fakes, raws = (((t.float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
-                       for t in (comp, raw))
+        # both to 8-bit HxWx3 on the device, then one copy to the host (rows contiguous for OpenCV)
+        both = ((torch.stack((comp, raw)).float().clamp(-1, 1) + 1) * 127.5 + 0.5).byte()
+        fakes, raws = both.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
 
         def finish(job):
             """Colour match, temporal blend and the warp into the face's patch: per face, in worker
@@ -194,16 +199,22 @@ class GanFace(Operation):
                 fake = match_color(fake, crop, self.ring, source=r)
             fake = self._smooth_crop(tid, index, fake)
             h_p, w_p = patch.alpha.shape  # warped into this face's patch only: no whole-frame copy per face
-            return warp_back(fake, m, w_p, h_p, mask=self.soft, offset=(patch.x0, patch.y0))
+            warped = warp_back(fake, m, w_p, h_p, mask=self.soft, offset=(patch.x0, patch.y0))
+            if warped is None:
+                return None
+            (x0, y0, x1, y1), pixels, alpha = warped
+            alpha *= patch.alpha[y0:y1, x0:x1] > 0  # never touch a pixel the vault does not store
+            return (slice(y0, y1), slice(x0, x1)), pixels, alpha, 1.0 - alpha
 
         jobs = list(zip(todo, fakes, raws))
         warped = self._pool().map(finish, jobs) if len(jobs) > 1 else map(finish, jobs)
         for (patch, *_), w in zip(todo, warped):  # blended in frame order: overlapping faces as before
-            sl = patch.slices
-            pasted = blend_warped(out[sl], w)
-            keep = patch.alpha > 0  # never touch a pixel the vault does not store
-            np.copyto(out[sl], pasted, where=keep[..., None])  # in place: no third patch-sized array
             self.stats["generated"] += 1
+            if w is None:
+                continue
+            (rows, cols), pixels, alpha, rest = w
+            roi = out[patch.slices][rows, cols]  # in place, one OpenCV pass (rounded like `blend`)
+            roi[...] = cv2.blendLinear(pixels, np.ascontiguousarray(roi), alpha, rest)
         return out
 
     _workers: Optional[ThreadPoolExecutor] = None
@@ -235,7 +246,10 @@ class GanFace(Operation):
                     self.protos[track_ids[row]] = pick
                 chosen[row] = pick
         idx = [chosen[i] if i in chosen else self.protos[t] for i, t in enumerate(track_ids)]
-        return self.net.prototypes(torch.tensor(idx)).to(x.device, x.dtype)
+        missing = sorted(set(idx) - self._proto_images.keys())  # each enlarged once per video, not per frame
+        if missing:
+            self._proto_images.update(zip(missing, self.net.prototypes(torch.tensor(missing))))
+        return torch.stack([self._proto_images[i] for i in idx]).to(x.device, x.dtype)
 
     def _smooth_crop(self, track_id: int, index: int, fake: np.ndarray) -> np.ndarray:
         """Blend in the track's previous generated crop (same canonical frame: the alignment is
