@@ -14,6 +14,13 @@ Rows (frames per second over the same clip, each the best of --repeat runs):
   blur-every2       every frame, every 2nd one at half resolution (--detect-every 1 --full-res-every 2)
   gan end to end    the same in GAN mode, when a de-identification model is in models/ (skipped otherwise)
   detect+track      `Pipeline.detect` (decode, detection, tracking; no cover, no encode): the input side
+  blur, switch 0.5 ms  blur end to end with the GIL handed between threads every 0.5 ms (Python's
+                    default: 5 ms); session 11 found the 16-core machine's threads waiting on the GIL
+  cover blur / cover gan, no network / cover gan
+                    the operation alone over the decoded frames and tracked boxes, called from one
+                    thread as the pipeline does (its note: faces a frame, that thread's CPU a frame);
+                    "no network": GAN mode with a generator that returns its input (the per-face work
+                    around the network); "cover gan" with --gan-model when there is one
 plus the peak GPU memory PyTorch allocated. Targets (issue 8): blur >= 100 fps, GAN >= 60 fps at 1080p.
 With --also CLIP... --keep DIR, both modes then run once over those clips too (fps per clip) and
 their outputs are kept in DIR, so the leak judge (dlib_judge.py SRC --output cpu=A --output gpu=B) can compare
@@ -80,6 +87,49 @@ def transcode(clip: str, out: str) -> None:
             raise
 
 
+def cover_rows(pipe: Pipeline, decoded: list, args, dev: str, row, guarded, tmp: str) -> None:
+    """The operations alone over the decoded frames and the boxes the pipeline tracked (no decode,
+    detection or encode; one thread calling `apply`, as the pipeline's caller does): how fast each
+    can cover at most, and the CPU it takes from the thread that calls it."""
+    from vidgan.gan.deid import DeidArch, DeidGenerator, find_deid
+    from vidgan.ops import Blur
+    from vidgan.ops.gan_face import GanFace
+    from vidgan.pipeline import TrackSource
+
+    doc = pipe.detect(args.clip)
+    path = os.path.join(tmp, "tracks.json")
+    with open(path, "w") as fh:
+        json.dump(doc, fh)
+    boxes = TrackSource(path)
+    faces = sum(len(boxes.get(f.index)) for f in decoded) / max(1, len(decoded))
+
+    def timed(name: str, op) -> None:
+        def once():
+            if hasattr(op, "start_file"):
+                op.start_file(args.clip)
+            for f in decoded:
+                op.apply(f.image, boxes.get(f.index), f)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+        once()  # warm-up
+        cpu = time.thread_time()
+        seconds = best(once, args.repeat)
+        cpu = (time.thread_time() - cpu) / args.repeat / len(decoded) * 1000
+        row(name, seconds, frames=len(decoded), note=f"{faces:.1f} faces a frame; caller CPU {cpu:.1f} ms a frame")
+
+    guarded("cover blur", lambda: timed("cover blur", Blur()))
+    # GAN mode without its network (the generator returns its input): the crops, alignment, colour
+    # match, smoothing and paste that every face costs whatever the weights
+    net = DeidGenerator(DeidArch(size=128, ngf=32, n_down=4, n_res=4, n_proto=555, proto_fit=True))
+    net.forward = lambda x, heat, z, *rest: (x, x)
+    guarded("cover gan, no network", lambda: timed("cover gan, no network", GanFace(generator=net.to(dev))))
+    try:
+        find_deid(args.gan_model)
+    except Exception:  # noqa: BLE001 - no model: the row above is all there is
+        return
+    guarded(f"cover gan ({dev})", lambda: timed(f"cover gan ({dev})", GanFace(model=args.gan_model, device=dev)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", default=os.path.join(os.path.dirname(HERE), "packed", "gpu", "hall_1080p.mp4"))
@@ -124,12 +174,13 @@ def main() -> int:
     guarded("transcode (PyAV)", lambda: row("transcode (PyAV)", best(
         lambda: pyav_transcode(args.clip, os.path.join(tmp, "p.mp4")), args.repeat), note="swscale RGB -> YUV"))
 
-    frames = []
+    decoded = []
     with VideoReader(args.clip) as r:
         for f in r:
-            frames.append(f.image)
-            if args.max_frames and len(frames) >= args.max_frames:
+            decoded.append(f)
+            if args.max_frames and len(decoded) >= args.max_frames:
                 break
+    frames = [f.image for f in decoded]
 
     def detector_row(device: str) -> None:
         det = FaceDetector(DetectorOptions(device=device, batch_size=args.batch_size))
@@ -171,6 +222,17 @@ def main() -> int:
     if "blur" in pipes:  # the input side alone: decode, detection and tracking, no cover and no encode
         guarded(f"detect+track ({dev})", lambda: row(f"detect+track ({dev})", best(
             lambda: pipes["blur"].detect(args.clip), args.repeat), note="Pipeline.detect: no cover, no encode"))
+
+        def switch_row() -> None:  # the GIL handed over every 0.5 ms instead of Python's 5 ms
+            old = sys.getswitchinterval()
+            sys.setswitchinterval(0.0005)
+            try:
+                row(f"blur, switch 0.5 ms ({dev})", best(lambda: pipes["blur"].anonymize(args.clip, os.path.join(
+                    tmp, "switch.mp4")), args.repeat), note="sys.setswitchinterval(0.0005)")
+            finally:
+                sys.setswitchinterval(old)
+        guarded(f"blur, switch 0.5 ms ({dev})", switch_row)
+        guarded("cover alone", lambda: cover_rows(pipes["blur"], decoded, args, dev, row, guarded, tmp))
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     for clip in args.also:

@@ -24,7 +24,7 @@ def test_bench_gpu_on_the_cpu(make_clip_in, tmp_path):
     rows = {r["stage"]: r for r in json.loads(out.read_text())["rows"]}
     for stage in ("decode", "transcode", "transcode (PyAV)", "detector (cpu)", "blur end to end (cpu)", "blur clip (cpu)",
                   "blur-every end to end (cpu)", "blur-every clip (cpu)", "blur-every2 end to end (cpu)",
-                  "detect+track (cpu)"):
+                  "detect+track (cpu)", "blur, switch 0.5 ms (cpu)", "cover blur", "cover gan, no network"):
         assert rows[stage]["fps"] and rows[stage]["fps"] > 0, (stage, rows)
     assert rows["detector (cpu)"]["frames"] == 4
     assert rows["gan end to end"]["fps"] is None and "skipped" in rows["gan end to end"]["note"]
