@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vidgan.gan import nets
+from vidgan.gan.amp import autocast, bf16_native
 from vidgan.gan.data import (DataSpec, age_filter, build_dataset, is_val, split_files, to_gray3,
                              utk_labels)
 from vidgan.gan.losses import GANLoss, PerceptualLoss, gram
@@ -322,22 +323,37 @@ def test_export_and_load_translator(tiny, tmp_path, monkeypatch):
     assert {"generator.pt", "samples.jpg", "README.md"} <= {p.name for p in d.iterdir()}
     assert "gain_db" in (d / "README.md").read_text()
     monkeypatch.setenv("VIDGAN_MODELS", str(tmp_path / "models"))
-    tr = load_translator("tiny-sr", "cpu")
+    tr = load_translator("tiny-sr", "cpu", bf16=False)
     assert (tr.task, tr.scale, tr.faces, tr.input_mode) == ("sr", 4, True, "rgb")
     x = torch.rand(2, 3, 12, 16)
     y = tr(x)
     with torch.no_grad():
         ref = ((t.nets["G"].eval()(x * 2 - 1) + 1) / 2).clamp(0, 1)
     assert y.shape == (2, 3, 48, 64) and torch.allclose(y, ref, atol=1e-6)
+    # by default in bfloat16 where this CPU computes it natively: close to float32, not equal
+    y16 = load_translator("tiny-sr", "cpu")(x)
+    assert torch.allclose(y16, ref, atol=0.03) and (bf16_native("cpu") or torch.equal(y16, y))
     with pytest.raises(FileNotFoundError, match="tiny-sr"):
         find_model("no-such-model")
+
+
+def test_bf16_autocast_only_where_native():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad(), autocast("cpu"):
+        y = conv(x)
+    assert y.dtype == (torch.bfloat16 if bf16_native("cpu") else torch.float32)
+    with torch.no_grad(), autocast("cpu", enabled=False):
+        assert conv(x).dtype == torch.float32
+    assert bf16_native("cuda") == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert not bf16_native("meta")
 
 
 def test_gray_translator_sees_what_training_saw(tmp_path):
     g = nets.build_generator("unet", size=32, ngf=4).eval()
     save_translator(tmp_path / "g.pt", g, "unet", {"size": 32, "ngf": 4},
                     {"name": "g", "task": "pix2pix", "input_mode": "gray", "scale": 1, "size": 32, "faces": True})
-    tr = load_translator(str(tmp_path / "g.pt"), "cpu")
+    tr = load_translator(str(tmp_path / "g.pt"), "cpu", bf16=False)
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         ref = (g(to_gray3(x * 2 - 1)) + 1) / 2
@@ -347,7 +363,7 @@ def test_gray_translator_sees_what_training_saw(tmp_path):
     meta = {"name": "g", "task": "pix2pix", "input_mode": "gray", "scale": 1, "size": 32, "faces": True}
     save_translator(tmp_path / "h.pt", g, "unet", {"size": 32, "ngf": 4}, meta, half=True)
     assert (tmp_path / "h.pt").stat().st_size < 0.6 * (tmp_path / "g.pt").stat().st_size
-    assert torch.allclose(load_translator(str(tmp_path / "h.pt"), "cpu")(x), ref.clamp(0, 1), atol=2e-3)
+    assert torch.allclose(load_translator(str(tmp_path / "h.pt"), "cpu", bf16=False)(x), ref.clamp(0, 1), atol=2e-3)
 
 
 def test_cli_train_pix2pix_exports(tiny, tmp_path):

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..faces.detector import resolve_device as device_name
+from .amp import autocast
 
 FORMAT = "vidgan-generator/1"
 TASKS = ("pix2pix", "cyclegan", "sr")
@@ -46,7 +47,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class Translator:
     """A generator in eval mode on its device. Call it on N,3,H,W float RGB in [0, 1]; get
     N,3,H*scale,W*scale float RGB in [0, 1] back (no grad). Input conversion (to gray for `gray`
-    models, to [-1, 1]) happens here, so callers only ever deal with RGB in [0, 1]."""
+    models, to [-1, 1]) happens here, so callers only ever deal with RGB in [0, 1]. `bf16`: the
+    network in bfloat16 where the device computes it natively (`gan/amp.py`; the shipped models'
+    outputs stay within 55-78 dB PSNR of float32's, at 1.4-2x the speed on a 2-core AVX-512 BF16 CPU)."""
 
     net: torch.nn.Module
     name: str
@@ -57,6 +60,7 @@ class Translator:
     faces: bool
     device: torch.device
     meta: dict[str, Any] = field(default_factory=dict)
+    bf16: bool = True
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_mode == "gray":
@@ -69,7 +73,8 @@ class Translator:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected N,3,H,W, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        y = self.net(self.prepare(x))
+        with autocast(self.device, self.bf16):
+            y = self.net(self.prepare(x))
         return ((y.float() + 1) / 2).clamp_(0, 1)
 
 
@@ -106,7 +111,7 @@ def find_model(name_or_path: str, missing: str | None = None) -> Path:
     raise FileNotFoundError(missing)
 
 
-def load_translator(name_or_path: str, device: str | torch.device = "auto") -> Translator:
+def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16: bool = True) -> Translator:
     from .nets import build_generator
 
     path = find_model(name_or_path)
@@ -119,4 +124,4 @@ def load_translator(name_or_path: str, device: str | torch.device = "auto") -> T
     net.to(dev).eval()
     m = ckpt["meta"]
     return Translator(net=net, name=m["name"], task=m["task"], input_mode=m["input_mode"], scale=int(m["scale"]),
-                      size=int(m["size"]), faces=bool(m["faces"]), device=dev, meta=m)
+                      size=int(m["size"]), faces=bool(m["faces"]), device=dev, meta=m, bf16=bf16)

@@ -14,7 +14,8 @@ Per frame, for every face box:
    output against original there, so no statistic of the face's own pixels reaches the output either;
    tests/test_deid.py repaints the face and gets a bit-identical frame), paste back with the
    generator's feathered interior mask.
-   All faces of a frame go through the network as one batch (on the GPU when there is one).
+   All faces of a frame go through the network as one batch (on the GPU when there is one), in
+   bfloat16 where the device computes it natively (`gan/amp.py`: a GPU, or a CPU with AVX-512 BF16).
    A generator with a prototype bank also gets the track's prototype: chosen once, when the track is
    first seen, among the 16 whose context is nearest to the face's (never its interior), in an order
    set by z (so by the passcode), skipping prototypes already given to another track of this video.
@@ -66,7 +67,7 @@ class GanFace(Operation):
 
     def __init__(self, mask: MaskOptions = MaskOptions(), model: object = "models/deid", key: Optional[bytes] = None,
                  device: str = "auto", smooth: float = 0.6, crop_alpha: float = 0.5, color_match: bool = True,
-                 generator=None, flow_alpha: float = 0.0):
+                 generator=None, flow_alpha: float = 0.0, bf16: bool = True):
         super().__init__(mask)
         from ..gan.deid import context_ring, load_deid
         from ..gan.deid_keys import TrackCodes, random_key
@@ -91,6 +92,7 @@ class GanFace(Operation):
         self._proto_images: dict = {}  # prototype -> its image at the crop size (torch, this video's)
         self.stats = {"generated": 0, "blurred": 0}
         self.flow_alpha = flow_alpha
+        self.bf16 = bf16  # the generator in bfloat16 where the device computes it natively (gan/amp.py)
         self._smoother = None  # TemporalSmoother, made on first use
         self._prev_covered: Optional[np.ndarray] = None  # the previous frame's mask patches (HxW alpha)
 
@@ -156,6 +158,7 @@ class GanFace(Operation):
         """Steps 1-4 of the module docstring: every face of this frame replaced on its own."""
         import torch
 
+        from ..gan.amp import autocast
         from ..gan.deid import heatmaps
 
         h, w = image.shape[:2]
@@ -181,7 +184,7 @@ class GanFace(Operation):
         if not todo:
             return out
         dev = self.net.hard.device  # a buffer every generator has (the interior mask)
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with torch.inference_mode(), autocast(dev, self.bf16):
             x = torch.from_numpy(np.stack([t[2] for t in todo])).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1
             heat = heatmaps(torch.from_numpy(np.stack([t[3] for t in todo]).astype(np.float32)).to(dev), self.size)
             z = torch.from_numpy(np.stack([t[4] for t in todo])).to(dev)
