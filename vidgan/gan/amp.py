@@ -8,15 +8,21 @@ The networks were trained under the same autocast on the GPU (`gan/train.py`, `g
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 
 def bf16_native(device: torch.device | str) -> bool:
     """Whether bfloat16 convolutions run natively on `device` (CUDA, or a CPU with AVX-512 BF16 / AMX)."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
+    return _native(torch.device(device).type)
+
+
+@lru_cache(maxsize=None)
+def _native(kind: str) -> bool:  # asked once per process and device type (called every frame)
+    if kind == "cuda":
         return torch.cuda.is_bf16_supported()
-    if dev.type == "cpu":  # torch.cpu's probes are private: absent in a torch without them = not native
+    if kind == "cpu":  # torch.cpu's probes are private: absent in a torch without them = not native
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
     return False
