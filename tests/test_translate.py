@@ -88,6 +88,16 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip((img - img.min()) / (img.max() - img.min()) * 255, 0, 255).astype(np.uint8)
 
 
+def test_a_shrinking_crop_wholly_outside_the_frame_is_border_not_an_error():
+    # a large face (crop zoom < 0.5: the anti-alias path) whose box a track carried off the frame;
+    # `vidgan translate hall_1080p.mp4 --model face-age` stopped on one such box with an OpenCV error
+    frame = textured(240, 320)
+    m = align_matrix(transform_points(template_points(64), similarity_matrix(0, 4.0, 900, -600)), 64)
+    crop = warp_crop(frame, m, 64)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+    assert paste_back(frame, crop, m) is not None
+
+
 def test_crop_then_paste_back_restores_the_frame_and_touches_only_the_footprint():
     frame = textured(240, 320)
     m = align_matrix(transform_points(template_points(96), similarity_matrix(20, 0.8, 120, 60)), 96)

@@ -104,10 +104,11 @@ def warp_crop(frame: np.ndarray, m: np.ndarray, size: int, border: int = cv2.BOR
     if zoom < 0.5:
         sigma = 0.5 / zoom * 0.5
         x0, y0, x1, y1 = _frame_rect(m, size, frame.shape[1], frame.shape[0], pad=int(3 * sigma) + 2)
-        roi = cv2.GaussianBlur(frame[y0:y1, x0:x1], (0, 0), sigma)
-        shift = np.array([[1, 0, x0], [0, 1, y0]], np.float64)
-        m = _compose(m, shift)
-        frame = roi
+        if x1 > x0 and y1 > y0:  # else the crop lies wholly outside the frame: all border, nothing to blur
+            roi = cv2.GaussianBlur(frame[y0:y1, x0:x1], (0, 0), sigma)
+            shift = np.array([[1, 0, x0], [0, 1, y0]], np.float64)
+            m = _compose(m, shift)
+            frame = roi
         interp = cv2.INTER_LINEAR
     return cv2.warpAffine(frame, np.asarray(m, np.float64), (size, size), flags=interp, borderMode=border)
 
