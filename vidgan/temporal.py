@@ -20,6 +20,7 @@ so that smoothing is not graded with the very flow field it blended along.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -144,8 +145,12 @@ def occlusion_mask(flow_bw: np.ndarray, flow_fw: np.ndarray, alpha1: float = 0.0
     the flow is wrong there. Pixels whose flow leaves the frame are masked too."""
     fw_at = warp(np.ascontiguousarray(flow_fw, np.float32), flow_bw)
     diff = flow_bw + fw_at
-    lhs = (diff ** 2).sum(-1)
-    rhs = alpha1 * ((flow_bw ** 2).sum(-1) + (fw_at ** 2).sum(-1)) + alpha2
+
+    def sq(v: np.ndarray) -> np.ndarray:  # |v|^2 per pixel, the two channels added (as .sum(-1), ~3x faster)
+        return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1]
+
+    lhs = sq(diff)
+    rhs = alpha1 * (sq(flow_bw) + sq(fw_at)) + alpha2
     h, w = flow_bw.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     tx, ty = gx + flow_bw[..., 0], gy + flow_bw[..., 1]
@@ -243,16 +248,17 @@ class TemporalSmoother:
             self.cuts += 1
             self._keep(out)
             return out
-        weight_small = o.alpha * m.valid * np.exp(-(m.change / o.input_tol) ** 2 * np.log(2.0))
+        # float32 throughout (np.log(2.0), a NumPy float64, made these weights float64: twice the traffic)
+        weight_small = o.alpha * m.valid * np.exp(-(m.change / o.input_tol) ** 2 * math.log(2.0))
         h, w = out.shape[:2]
         flow = resize_flow(m.flow, h, w)
         weight = cv2.resize(weight_small, (w, h), interpolation=cv2.INTER_LINEAR)
         if prev_mask is not None:
             weight = weight * np.clip(warp(np.asarray(prev_mask, np.float32), flow), 0.0, 1.0)
         if region is not None:
-            weight = weight * np.clip(region, 0.0, 1.0)
             if not self.use_torch:
-                return self._blend_inside(out, prev_out, flow, weight)
+                return self._blend_inside(out, prev_out, flow, weight, region)
+            weight = weight * np.clip(region, 0.0, 1.0)
         if self.use_torch:
             cur = torch.from_numpy(out).to(self.device).permute(2, 0, 1).float()
             wt = torch.from_numpy(weight).to(self.device)[None]
@@ -264,18 +270,26 @@ class TemporalSmoother:
         self._prev_out = blended
         return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
-    def _blend_inside(self, out: np.ndarray, prev_out: np.ndarray, flow: np.ndarray,
-                      weight: np.ndarray) -> np.ndarray:
-        """Blend only inside the bounding box of `weight` > 0 (the faces): the rest is `out` as is."""
+    def _blend_inside(self, out: np.ndarray, prev_out: np.ndarray, flow: np.ndarray, weight: np.ndarray,
+                      region: np.ndarray) -> np.ndarray:
+        """Blend only inside the bounding box of the faces (`region` > 0; the weight is the flow's
+        times the region there, 0 elsewhere): the rest is `out` as is. In place on box-sized arrays
+        (a 1080p frame's faces: ~10^7 floats a step, and fresh arrays for each step cost page faults)."""
         kept = out.astype(np.float32)
         result = out.copy()
-        box = bbox(weight > 0)
+        box = bbox(region > 0)
         if box is not None:
             x0, y0, x1, y1 = box
+            wt = weight[y0:y1, x0:x1] * np.clip(region[y0:y1, x0:x1], 0.0, 1.0)
             cur = kept[y0:y1, x0:x1]
-            blended = cur + (warp(prev_out, flow[y0:y1, x0:x1], (x0, y0)) - cur) * weight[y0:y1, x0:x1, None]
-            kept[y0:y1, x0:x1] = blended
-            result[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+            blended = warp(prev_out, flow[y0:y1, x0:x1], (x0, y0))  # cur + (warped - cur) * wt, in place
+            np.subtract(blended, cur, out=blended)
+            np.multiply(blended, wt[..., None], out=blended)
+            np.add(blended, cur, out=blended)
+            cur[...] = blended
+            np.add(blended, 0.5, out=blended)
+            np.clip(blended, 0, 255, out=blended)
+            result[y0:y1, x0:x1] = blended  # truncated: the +0.5 rounds
         self._prev_out = kept
         return result
 
