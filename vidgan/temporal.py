@@ -266,9 +266,13 @@ class TemporalSmoother:
             self._prev_out = blended
             return blended.round_().clamp_(0, 255).byte().permute(1, 2, 0).cpu().numpy()
         cur = out.astype(np.float32)
-        blended = cur + (warp(prev_out, flow) - cur) * weight[..., None]
+        blended = warp(prev_out, flow)  # cur + (warped - cur) * weight, in place (frame-sized arrays)
+        np.subtract(blended, cur, out=blended)
+        np.multiply(blended, weight[..., None], out=blended)
+        np.add(blended, cur, out=blended)
         self._prev_out = blended
-        return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        np.add(blended, 0.5, out=cur)
+        return np.clip(cur, 0, 255, out=cur).astype(np.uint8)
 
     def _blend_inside(self, out: np.ndarray, prev_out: np.ndarray, flow: np.ndarray, weight: np.ndarray,
                       region: np.ndarray) -> np.ndarray:
