@@ -147,6 +147,25 @@ def test_region_limits_blending_and_alpha_zero_is_identity():
     assert all(np.array_equal(plain.step(i, o), o) for i, o in zip(inputs, noisy))
 
 
+def test_smoothing_stays_float32_and_a_region_blends_as_the_whole_frame_does_inside_it():
+    # the weights were float64 once (NumPy promoted them): twice the memory traffic, and the
+    # whole-frame path's previous output became float64 after its first blend
+    inputs, _, noisy = flickering_sequence(n=4)
+    region = np.zeros(noisy[0].shape[:2], np.float32)
+    region[25:65, 35:85] = 1.0
+    whole, inside = TemporalSmoother(SmoothOptions(alpha=0.7)), TemporalSmoother(SmoothOptions(alpha=0.7))
+    for i, o in zip(inputs, noisy):
+        a, b = whole.step(i, o), inside.step(i, o, region=region)
+        assert whole._prev_out.dtype == inside._prev_out.dtype == np.float32
+    # after the first blend the two differ (the region's previous output is the input outside it);
+    # on the second frame the region's pixels are blended exactly as the whole frame's
+    w2, r2 = TemporalSmoother(SmoothOptions(alpha=0.7)), TemporalSmoother(SmoothOptions(alpha=0.7))
+    for i, o in zip(inputs[:2], noisy[:2]):
+        a, b = w2.step(i, o), r2.step(i, o, region=region)
+    assert np.array_equal(a[25:65, 35:85], b[25:65, 35:85])
+    assert np.array_equal(b[region == 0], noisy[1][region == 0])
+
+
 def test_a_scene_cut_resets_instead_of_blending():
     a, b = texture(96, 128, seed=8), texture(96, 128, seed=9)
     smoother = TemporalSmoother(SmoothOptions(alpha=0.8))
