@@ -465,6 +465,20 @@ def test_op_prototype_per_track_stable_distinct_and_keyed(tmp_path):
     assert len(set(others)) > 1, "the key decides which of the candidates a track gets"
 
 
+def test_op_keeps_a_bounded_cache_of_enlarged_prototypes(monkeypatch):
+    g = bank_generator()
+    o = GanFace(MaskOptions(), key=b"k" * 32, generator=g)
+    monkeypatch.setattr(GanFace, "PROTO_CACHE", 4)
+    x = inputs()[0]
+    codes = [np.full(ARCH.z_dim, t, np.float32) for t in range(len(x))]
+    with torch.inference_mode():
+        for start in range(0, 30, 2):  # 30 tracks, a few at a time, as a crowd of short tracks
+            ids = [start + k for k in range(len(x))]
+            got = o._prototypes(x, codes, ids)
+            assert torch.equal(got, g.prototypes(torch.tensor([o.protos[t] for t in ids])))
+            assert len(o._proto_images) <= max(4, len(set(o.protos[t] for t in ids)))
+
+
 def test_cli_rejects_negative_budget_and_bank_size(tmp_path, capsys):
     for flag, value in (("--time-budget", "-1"), ("--proto", "-3")):
         code = main(["train", "deid", "--data", str(tmp_path), "--out", str(tmp_path / "run"), flag, value])

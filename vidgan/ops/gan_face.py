@@ -89,7 +89,7 @@ class GanFace(Operation):
         self.blur = Blur(mask)
         self.tracks: dict[int, _TrackState] = {}
         self.protos: dict[int, int] = {}  # track id -> prototype (kept for the whole video)
-        self._proto_images: dict = {}  # prototype -> its image at the crop size (torch, this video's)
+        self._proto_images: dict = {}  # prototype -> its image at the crop size (torch), least recently used first
         self.stats = {"generated": 0, "blurred": 0}
         self.flow_alpha = flow_alpha
         self.bf16 = bf16  # the generator in bfloat16 where the device computes it natively (gan/amp.py)
@@ -229,6 +229,9 @@ class GanFace(Operation):
         return self._workers
 
     CANDIDATES = 16
+    # Prototype images kept enlarged (3 x 128 x 128 float32, 192 KiB each): a crowd's many short
+    # tracks could otherwise hold all 555 of the bank (~100 MiB) by the end of a long video.
+    PROTO_CACHE = 64
 
     def _prototypes(self, x, codes: list[np.ndarray], track_ids: list[int]):
         """Prototype faces (N,3,S,S) for the batch, or None when the generator has no bank."""
@@ -249,10 +252,15 @@ class GanFace(Operation):
                     self.protos[track_ids[row]] = pick
                 chosen[row] = pick
         idx = [chosen[i] if i in chosen else self.protos[t] for i, t in enumerate(track_ids)]
-        missing = sorted(set(idx) - self._proto_images.keys())  # each enlarged once per video, not per frame
+        cache = self._proto_images  # enlarged once, not every frame; the most recently used are kept
+        missing = sorted(set(idx) - cache.keys())
         if missing:
-            self._proto_images.update(zip(missing, self.net.prototypes(torch.tensor(missing))))
-        return torch.stack([self._proto_images[i] for i in idx]).to(x.device, x.dtype)
+            cache.update(zip(missing, self.net.prototypes(torch.tensor(missing))))
+        for i in idx:  # to the end: used now
+            cache[i] = cache.pop(i)
+        while len(cache) > max(self.PROTO_CACHE, len(set(idx))):
+            del cache[next(iter(cache))]
+        return torch.stack([cache[i] for i in idx]).to(x.device, x.dtype)
 
     def _smooth_crop(self, track_id: int, index: int, fake: np.ndarray) -> np.ndarray:
         """Blend in the track's previous generated crop (same canonical frame: the alignment is
