@@ -465,6 +465,18 @@ def test_op_prototype_per_track_stable_distinct_and_keyed(tmp_path):
     assert len(set(others)) > 1, "the key decides which of the candidates a track gets"
 
 
+def test_op_forgets_the_state_of_tracks_gone_for_good():
+    # a long video of crowds: thousands of short tracks, each holding a generated crop while kept
+    im = frame_with_faces()
+    lms = ((40.0, 42.0), (60.0, 42.0), (50.0, 52.0), (42.0, 62.0), (58.0, 62.0))
+    o = GanFace(MaskOptions(), key=b"k" * 32, generator=tiny_generator())
+    o.start_file("clip.mp4")
+    for i in range(40):  # a new track every frame
+        o.apply(im, [TrackBox(i, Box(30, 25, 70, 75), 0.99, "detected", lms)], Frame(i, i, i / 30, im))
+        assert len(o.tracks) <= GanFace.GONE + 1
+    assert set(o.tracks) == set(range(40 - GanFace.GONE - 1, 40))
+
+
 def test_op_keeps_a_bounded_cache_of_enlarged_prototypes(monkeypatch):
     g = bank_generator()
     o = GanFace(MaskOptions(), key=b"k" * 32, generator=g)

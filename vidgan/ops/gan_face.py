@@ -114,7 +114,7 @@ class GanFace(Operation):
             return None
         wh, org = np.array([b.width, b.height]), np.array([b.x1, b.y1])
         st = self.tracks.get(tb.track_id)
-        if st is not None and index - st.last > 5:  # gone for a while: start afresh
+        if st is not None and index - st.last > self.GONE:  # gone for a while: start afresh
             st = None
         if tb.landmarks:
             rel = (np.asarray(tb.landmarks, np.float64).reshape(5, 2) - org) / wh
@@ -126,6 +126,15 @@ class GanFace(Operation):
             old = self.tracks.get(tb.track_id)
             self.tracks[tb.track_id] = _TrackState(rel, index, *((old.fake, old.fake_at) if old else ()))
         return rel * wh + org
+
+    GONE = 5  # frames: a track unseen for longer starts afresh (landmarks, previous crop)
+
+    def _forget_gone(self, index: int) -> None:
+        """Drop the state of tracks unseen for more than GONE frames (it would not be used again):
+        each holds a generated crop (192 KiB), and a long video of crowds has thousands of tracks.
+        Their prototypes stay (`protos`): a track that comes back keeps its face."""
+        for tid in [t for t, st in self.tracks.items() if index - st.last > self.GONE]:
+            del self.tracks[tid]
 
     # -- the operation
     def apply(self, image: np.ndarray, boxes: Sequence[TrackBox], frame: Optional[Frame] = None) -> np.ndarray:
@@ -163,6 +172,7 @@ class GanFace(Operation):
 
         h, w = image.shape[:2]
         index = frame.index if frame is not None else 0
+        self._forget_gone(index)
         out = image.copy()
         todo = []  # (patch, matrix, crop, points in the crop, z, track id)
         untracked = 0  # boxes without a track id (hand-drawn): one code each, by their order in the frame
