@@ -266,19 +266,13 @@ class TemporalSmoother:
             self._prev_out = blended
             return blended.round_().clamp_(0, 255).byte().permute(1, 2, 0).cpu().numpy()
         cur = out.astype(np.float32)
-        blended = warp(prev_out, flow)  # cur + (warped - cur) * weight, in place (frame-sized arrays)
-        np.subtract(blended, cur, out=blended)
-        np.multiply(blended, weight[..., None], out=blended)
-        np.add(blended, cur, out=blended)
-        self._prev_out = blended
-        np.add(blended, 0.5, out=cur)
-        return np.clip(cur, 0, 255, out=cur).astype(np.uint8)
+        self._prev_out = blended = _lerp(cur, warp(prev_out, flow), weight)
+        return _round_u8(blended, scratch=cur)
 
     def _blend_inside(self, out: np.ndarray, prev_out: np.ndarray, flow: np.ndarray, weight: np.ndarray,
                       region: np.ndarray) -> np.ndarray:
         """Blend only inside the bounding box of the faces (`region` > 0; the weight is the flow's
-        times the region there, 0 elsewhere): the rest is `out` as is. In place on box-sized arrays
-        (a 1080p frame's faces: ~10^7 floats a step, and fresh arrays for each step cost page faults)."""
+        times the region there, 0 elsewhere): the rest is `out` as is."""
         kept = out.astype(np.float32)
         result = out.copy()
         box = bbox(region > 0)
@@ -286,14 +280,8 @@ class TemporalSmoother:
             x0, y0, x1, y1 = box
             wt = weight[y0:y1, x0:x1] * np.clip(region[y0:y1, x0:x1], 0.0, 1.0)
             cur = kept[y0:y1, x0:x1]
-            blended = warp(prev_out, flow[y0:y1, x0:x1], (x0, y0))  # cur + (warped - cur) * wt, in place
-            np.subtract(blended, cur, out=blended)
-            np.multiply(blended, wt[..., None], out=blended)
-            np.add(blended, cur, out=blended)
-            cur[...] = blended
-            np.add(blended, 0.5, out=blended)
-            np.clip(blended, 0, 255, out=blended)
-            result[y0:y1, x0:x1] = blended  # truncated: the +0.5 rounds
+            cur[...] = blended = _lerp(cur, warp(prev_out, flow[y0:y1, x0:x1], (x0, y0)), wt)
+            result[y0:y1, x0:x1] = _round_u8(blended, scratch=blended)
         self._prev_out = kept
         return result
 
@@ -302,6 +290,20 @@ class TemporalSmoother:
             self._prev_out = torch.from_numpy(out).to(self.device).permute(2, 0, 1).float()
         else:
             self._prev_out = out.astype(np.float32)
+
+
+def _lerp(cur: np.ndarray, warped: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """cur + (warped - cur) * weight (HxW), computed in `warped`'s memory: frame-sized float arrays
+    (~10^7 floats a 1080p step) are not allocated again for each step (fresh ones cost page faults)."""
+    np.subtract(warped, cur, out=warped)
+    np.multiply(warped, weight[..., None], out=warped)
+    return np.add(warped, cur, out=warped)
+
+
+def _round_u8(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """`x` rounded (+0.5, then truncated) and clipped to uint8, through `scratch` (may be `x`)."""
+    np.add(x, 0.5, out=scratch)
+    return np.clip(scratch, 0, 255, out=scratch).astype(np.uint8)
 
 
 # -- the metric ---------------------------------------------------------------------------------
