@@ -87,16 +87,15 @@ def transcode(clip: str, out: str) -> None:
             raise
 
 
-def cover_rows(pipe: Pipeline, decoded: list, args, dev: str, row, guarded, tmp: str) -> None:
-    """The operations alone over the decoded frames and the boxes the pipeline tracked (no decode,
-    detection or encode; one thread calling `apply`, as the pipeline's caller does): how fast each
-    can cover at most, and the CPU it takes from the thread that calls it."""
+def cover_rows(doc: dict, decoded: list, args, dev: str, row, guarded, tmp: str) -> None:
+    """The operations alone over the decoded frames and the boxes the pipeline tracked (`doc`, as
+    `Pipeline.detect` returns it; no decode, detection or encode; one thread calling `apply`, as the
+    pipeline's caller does): how fast each can cover at most, and the CPU it takes from that thread."""
     from vidgan.gan.deid import DeidArch, DeidGenerator, find_deid
     from vidgan.ops import Blur
     from vidgan.ops.gan_face import GanFace
     from vidgan.pipeline import TrackSource
 
-    doc = pipe.detect(args.clip)
     path = os.path.join(tmp, "tracks.json")
     with open(path, "w") as fh:
         json.dump(doc, fh)
@@ -220,8 +219,10 @@ def main() -> int:
             row(f"{mode} end to end ({dev})", best(lambda: pipe.anonymize(args.clip, out), args.repeat))
         guarded(f"{mode} end to end ({dev})", end_to_end)
     if "blur" in pipes:  # the input side alone: decode, detection and tracking, no cover and no encode
+        docs: list = []  # the tracks it found: the cover rows below use them
         guarded(f"detect+track ({dev})", lambda: row(f"detect+track ({dev})", best(
-            lambda: pipes["blur"].detect(args.clip), args.repeat), note="Pipeline.detect: no cover, no encode"))
+            lambda: docs.append(pipes["blur"].detect(args.clip)), args.repeat),
+            note="Pipeline.detect: no cover, no encode"))
 
         def switch_row() -> None:  # the GIL handed over every 0.5 ms instead of Python's 5 ms
             old = sys.getswitchinterval()
@@ -232,7 +233,8 @@ def main() -> int:
             finally:
                 sys.setswitchinterval(old)
         guarded(f"blur, switch 0.5 ms ({dev})", switch_row)
-        guarded("cover alone", lambda: cover_rows(pipes["blur"], decoded, args, dev, row, guarded, tmp))
+        guarded("cover alone", lambda: cover_rows(docs[-1] if docs else pipes["blur"].detect(args.clip), decoded,
+                                                  args, dev, row, guarded, tmp))
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     for clip in args.also:
