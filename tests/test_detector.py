@@ -39,6 +39,39 @@ def test_onnx_networks_match_facenet_weights(mtcnn, net, name, shape):
         assert np.allclose(g, r, atol=1e-4), float(np.abs(g - r).max())
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("name,shapes", [("pnet", [(1, 3, 12, 12), (2, 3, 57, 91), (9, 3, 130, 33)]),
+                                         ("rnet", [(1, 3, 24, 24), (2, 3, 24, 24), (77, 3, 24, 24)]),
+                                         ("onet", [(1, 3, 48, 48), (13, 3, 48, 48)])])
+def test_torch_nets_run_as_one_call_and_match_the_module(mtcnn, name, shapes, channels_last):
+    """TorchNet runs the network as a trace: the same numbers as the module for any batch (and, for
+    P-Net, any image size; traced on one of each), and no Python function runs inside a call, so it
+    takes the GIL back once instead of once a layer (beside busy threads each take waits up to the
+    switch interval)."""
+    import sys
+
+    module = getattr(mtcnn, name)
+    eager, traced = TorchNet(module, channels_last, trace=False), TorchNet(module, channels_last)
+    assert isinstance(traced.net, torch.jit.ScriptModule) and eager.net is module
+    for shape in shapes:
+        x = torch.rand(shape) * 2 - 1
+        for r, t in zip(eager(x), traced(x)):
+            assert r.shape == t.shape and np.array_equal(r, t)
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+    for net, expect_python in ((traced, False), (eager, True)):
+        calls.clear()
+        sys.setprofile(profile)
+        try:
+            net.net(x)
+        finally:
+            sys.setprofile(None)
+        assert any(c == "forward" for c in calls) == expect_python, calls
+
+
 def test_openvino_nets_serve_several_threads_at_once():
     """One compiled model per network, a set of inference requests per call in flight: the full-frame
     detector and the region searches call the same networks from two threads."""
