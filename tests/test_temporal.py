@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from vidgan.temporal import (FlowEstimator, FlowOptions, SmoothOptions, TemporalSmoother, WarpingError,
-                             clip_warping_error, motion, occlusion_mask, pair_warping_error, resize_flow, warp)
+                             clip_warping_error, flow_box, motion, occlusion_mask, pair_warping_error, resize_flow,
+                             warp)
 
 
 def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -164,6 +165,76 @@ def test_smoothing_stays_float32_and_a_region_blends_as_the_whole_frame_does_ins
         a, b = w2.step(i, o), r2.step(i, o, region=region)
     assert np.array_equal(a[25:65, 35:85], b[25:65, 35:85])
     assert np.array_equal(b[region == 0], noisy[1][region == 0])
+
+
+def test_flow_box_is_the_region_on_the_flow_grid_with_a_margin():
+    region = np.zeros((400, 800), np.float32)  # an output twice the flow grid's size
+    region[100:140, 200:280] = 0.5
+    # on the 200 x 400 grid: x 100..140, y 50..70; margin max(24, 0.25 * 40) = 24 on each side
+    assert flow_box(region, (200, 400)) == (76, 26, 164, 94)
+    assert flow_box(region, (200, 400), margin=1.0) == (60, 10, 180, 110)  # 40 px a side
+    region[:, :] = 0
+    assert flow_box(region, (200, 400)) is None  # no region: nothing to crop to
+    region[0:300, 0:700] = 1  # nearly everything: the whole grid
+    assert flow_box(region, (200, 400)) is None
+    region[:] = 0
+    region[390:400, 790:800] = 1  # a corner: clipped to the grid
+    assert flow_box(region, (200, 400)) == (371, 171, 400, 200)
+
+
+def test_motion_in_a_box_is_the_motion_of_that_crop_and_nothing_outside():
+    inputs, _, _ = flickering_sequence(n=2)
+    est = FlowEstimator()
+    cur, prev = est.gray(inputs[1]), est.gray(inputs[0])
+    box = (20, 10, 100, 70)
+    m = motion(cur, prev, est, box)
+    crop = motion(np.ascontiguousarray(cur[10:70, 20:100]), np.ascontiguousarray(prev[10:70, 20:100]), est)
+    assert m.flow.shape == cur.shape + (2,) and m.box == box
+    assert np.array_equal(m.flow[10:70, 20:100], crop.flow) and np.array_equal(m.valid[10:70, 20:100], crop.valid)
+    assert np.array_equal(m.change[10:70, 20:100], crop.change)
+    outside = np.ones(cur.shape, bool)
+    outside[10:70, 20:100] = False
+    assert not m.valid[outside].any() and not m.flow[outside].any()
+    assert m.trusted == pytest.approx(float(crop.valid.mean())) and crop.trusted == float(crop.valid.mean())
+
+
+def test_faces_only_smoothing_computes_the_flow_around_the_faces_only(monkeypatch):
+    """The two flows are most of a step: with a region, they run on its box and a margin (the
+    motion there as on the whole frame); without a face in the frame, not at all."""
+    base = texture(240, 320, seed=3)
+    inputs = [shifted(base, 2 * k, 0) for k in range(4)]
+    rng = np.random.default_rng(4)
+    noisy = [np.clip(i.astype(np.int16) + rng.integers(-12, 13, i.shape), 0, 255).astype(np.uint8) for i in inputs]
+    region = np.zeros((240, 320), np.float32)
+    region[100:140, 140:180] = 1.0
+    sizes = []
+
+    class Counting(FlowEstimator):
+        def flow(self, cur, prev):
+            sizes.append(cur.shape)
+            return super().flow(cur, prev)
+
+    import vidgan.temporal as temporal
+
+    box = TemporalSmoother(SmoothOptions(alpha=0.7))
+    box.estimator = Counting()
+    for i, o in zip(inputs, noisy):
+        a = box.step(i, o, region)
+    assert sizes == [(88, 88)] * 6  # 40 px + 24 on each side, two flows a step after the first
+    sizes.clear()
+    monkeypatch.setattr(temporal, "flow_box", lambda *args, **kw: None)  # as before: the whole frame's flow
+    whole = TemporalSmoother(SmoothOptions(alpha=0.7))
+    whole.estimator = Counting()
+    for i, o in zip(inputs, noisy):
+        b = whole.step(i, o, region)
+    assert sizes == [(240, 320)] * 6
+    monkeypatch.undo()
+    sizes.clear()
+    inside = (slice(100, 140), slice(140, 180))
+    assert np.abs(a[inside].astype(int) - b[inside]).mean() < 0.5  # the same motion in there
+    assert np.array_equal(a[region == 0], noisy[-1][region == 0])
+    empty = np.zeros_like(region)
+    assert all(np.array_equal(box.step(i, o, empty), o) for i, o in zip(inputs, noisy)) and sizes == []
 
 
 def test_a_scene_cut_resets_instead_of_blending():

@@ -160,13 +160,23 @@ def occlusion_mask(flow_bw: np.ndarray, flow_fw: np.ndarray, alpha1: float = 0.0
 
 @dataclass
 class Motion:
-    """Motion from the previous input frame to the current one, on the flow grid."""
+    """Motion from the previous input frame to the current one, on the flow grid (where `box` is set,
+    only inside that rectangle: flow 0 and nothing trusted outside it)."""
 
     flow: np.ndarray  # backward flow, small grid
     valid: np.ndarray  # occlusion mask, small grid (1 trusted)
     change: np.ndarray  # |cur - warp(prev)| of the gray inputs, 0..255, small grid
+    box: Optional[tuple[int, int, int, int]] = None  # (x0, y0, x1, y1) on the small grid; None: all of it
 
     _sized: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def trusted(self) -> float:
+        """The fraction of the pixels (inside `box`) whose flow is trusted."""
+        if self.box is None:
+            return float(self.valid.mean())
+        x0, y0, x1, y1 = self.box
+        return float(self.valid[y0:y1, x0:x1].mean())
 
     def at(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(flow, valid) resampled to a frame of this size (computed once per size)."""
@@ -177,13 +187,45 @@ class Motion:
         return self._sized[(height, width)]
 
 
-def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator) -> Motion:
-    """Backward flow, its occlusion mask and the warped input change between two gray frames."""
+def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator,
+           box: Optional[tuple[int, int, int, int]] = None) -> Motion:
+    """Backward flow, its occlusion mask and the warped input change between two gray frames; with
+    `box` (x0, y0, x1, y1 on their grid), computed on that rectangle of both only (the flows cost in
+    proportion to the area), the rest of the grid untrusted."""
+    if box is not None:
+        x0, y0, x1, y1 = box
+        part = motion(np.ascontiguousarray(cur_gray[y0:y1, x0:x1]),
+                      np.ascontiguousarray(prev_gray[y0:y1, x0:x1]), estimator)
+        h, w = cur_gray.shape[:2]
+        flow, valid, change = (np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
+                               np.zeros((h, w), np.float32))
+        flow[y0:y1, x0:x1], valid[y0:y1, x0:x1], change[y0:y1, x0:x1] = part.flow, part.valid, part.change
+        return Motion(flow, valid, change, box)
     bw = estimator.flow(cur_gray, prev_gray)
     fw = estimator.flow(prev_gray, cur_gray)
     valid = occlusion_mask(bw, fw)
     change = np.abs(cur_gray.astype(np.float32) - warp(prev_gray.astype(np.float32), bw))
     return Motion(bw, valid, change)
+
+
+def flow_box(region: np.ndarray, grid: tuple[int, int], margin: float = 0.25, min_margin: int = 24,
+             most: float = 0.6) -> Optional[tuple[int, int, int, int]]:
+    """The rectangle of the flow grid (h, w) to compute motion on for blending inside `region` (on
+    the output grid; > 0 where blending may happen): its bounding box on the grid, grown on each side
+    by `margin` times its longer side (at least `min_margin` grid pixels) for the motion and the
+    flow's context. None (the whole grid) where that would cover more than `most` of it."""
+    box = bbox(region > 0, pad=0)
+    if box is None:
+        return None
+    gh, gw = grid
+    sy, sx = gh / region.shape[0], gw / region.shape[1]
+    x0, y0, x1, y1 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+    pad = max(min_margin, margin * max(x1 - x0, y1 - y0))
+    x0, y0 = max(0, int(math.floor(x0 - pad))), max(0, int(math.floor(y0 - pad)))
+    x1, y1 = min(gw, int(math.ceil(x1 + pad))), min(gh, int(math.ceil(y1 + pad)))
+    if (x1 - x0) * (y1 - y0) > most * gh * gw:
+        return None
+    return x0, y0, x1, y1
 
 
 # -- smoothing ----------------------------------------------------------------------------------
@@ -209,7 +251,8 @@ class TemporalSmoother:
     RGB uint8 of any size (a x4 super-resolved frame works: the flow is scaled up).
 
     `region` (optional, HxW float32 on the output grid) limits blending to where it is > 0, e.g.
-    the pasted faces in faces-only mode, so pixels the model never touched stay bit-identical."""
+    the pasted faces in faces-only mode, so pixels the model never touched stay bit-identical; the
+    motion is then computed around it only (`flow_box`; nothing where the region is empty)."""
 
     def __init__(self, options: SmoothOptions = SmoothOptions(), device: Union[str, torch.device] = "cpu",
                  use_torch: Optional[bool] = None):
@@ -241,8 +284,12 @@ class TemporalSmoother:
                 or prev_shape != out.shape:
             self._keep(out)
             return out
-        m = motion(gray, prev_gray, self.estimator)
-        trusted = float(m.valid.mean())
+        if region is not None and not region.any():  # nothing to blend (faces only, no face here)
+            self._keep(out)
+            return out
+        # with a region (faces only), the motion around it only: the two flows are most of a step
+        m = motion(gray, prev_gray, self.estimator, None if region is None else flow_box(region, gray.shape[:2]))
+        trusted = m.trusted
         self.last_trusted = trusted
         if trusted < o.cut_below:
             self.cuts += 1
