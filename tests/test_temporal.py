@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidgan.temporal import (FlowEstimator, FlowOptions, SmoothOptions, TemporalSmoother, WarpingError,
-                             clip_warping_error, flow_box, motion, occlusion_mask, pair_warping_error, resize_flow,
+                             clip_warping_error, flow_boxes, motion, occlusion_mask, pair_warping_error, resize_flow,
                              warp)
 
 
@@ -167,35 +167,46 @@ def test_smoothing_stays_float32_and_a_region_blends_as_the_whole_frame_does_ins
     assert np.array_equal(b[region == 0], noisy[1][region == 0])
 
 
-def test_flow_box_is_the_region_on_the_flow_grid_with_a_margin():
+def test_flow_boxes_are_the_parts_of_the_region_on_the_flow_grid_with_a_margin():
     region = np.zeros((400, 800), np.float32)  # an output twice the flow grid's size
     region[100:140, 200:280] = 0.5
     # on the 200 x 400 grid: x 100..140, y 50..70; margin max(24, 0.25 * 40) = 24 on each side
-    assert flow_box(region, (200, 400)) == (76, 26, 164, 94)
-    assert flow_box(region, (200, 400), margin=1.0) == (60, 10, 180, 110)  # 40 px a side
-    region[:, :] = 0
-    assert flow_box(region, (200, 400)) is None  # no region: nothing to crop to
+    assert flow_boxes(region, (200, 400)) == [(76, 26, 164, 94)]
+    assert flow_boxes(region, (200, 400), margin=1.0) == [(60, 10, 180, 110)]  # 40 px a side
+    region[300:320, 700:720] = 1.0  # a second face far away: a rectangle of its own
+    assert sorted(flow_boxes(region, (200, 400))) == [(76, 26, 164, 94), (326, 126, 384, 184)]
+    region[200:220, 320:340] = 1.0  # a third whose margin overlaps the first's: joined with it
+    assert sorted(flow_boxes(region, (200, 400))) == [(76, 26, 194, 134), (326, 126, 384, 184)]
+    region[:] = 0
+    assert flow_boxes(region, (200, 400)) == []  # no region: nothing to compute
     region[0:300, 0:700] = 1  # nearly everything: the whole grid
-    assert flow_box(region, (200, 400)) is None
+    assert flow_boxes(region, (200, 400)) is None
     region[:] = 0
     region[390:400, 790:800] = 1  # a corner: clipped to the grid
-    assert flow_box(region, (200, 400)) == (371, 171, 400, 200)
+    assert flow_boxes(region, (200, 400)) == [(371, 171, 400, 200)]
+    region[:] = 0
+    region[0, 0] = 0.01  # one output pixel still makes its grid cell count
+    assert flow_boxes(region, (200, 400)) == [(0, 0, 25, 25)]
 
 
-def test_motion_in_a_box_is_the_motion_of_that_crop_and_nothing_outside():
+def test_motion_in_boxes_is_the_motion_of_those_crops_and_nothing_outside():
     inputs, _, _ = flickering_sequence(n=2)
     est = FlowEstimator()
     cur, prev = est.gray(inputs[1]), est.gray(inputs[0])
-    box = (20, 10, 100, 70)
-    m = motion(cur, prev, est, box)
-    crop = motion(np.ascontiguousarray(cur[10:70, 20:100]), np.ascontiguousarray(prev[10:70, 20:100]), est)
-    assert m.flow.shape == cur.shape + (2,) and m.box == box
-    assert np.array_equal(m.flow[10:70, 20:100], crop.flow) and np.array_equal(m.valid[10:70, 20:100], crop.valid)
-    assert np.array_equal(m.change[10:70, 20:100], crop.change)
+    boxes = [(20, 10, 70, 60), (90, 30, 150, 80)]
+    m = motion(cur, prev, est, boxes)
+    assert m.flow.shape == cur.shape + (2,) and m.boxes == boxes
     outside = np.ones(cur.shape, bool)
-    outside[10:70, 20:100] = False
+    valid_sum = 0.0
+    for x0, y0, x1, y1 in boxes:
+        crop = motion(np.ascontiguousarray(cur[y0:y1, x0:x1]), np.ascontiguousarray(prev[y0:y1, x0:x1]), est)
+        assert np.array_equal(m.flow[y0:y1, x0:x1], crop.flow) and np.array_equal(m.valid[y0:y1, x0:x1], crop.valid)
+        assert np.array_equal(m.change[y0:y1, x0:x1], crop.change)
+        outside[y0:y1, x0:x1] = False
+        valid_sum += float(crop.valid.sum())
+        assert crop.trusted == float(crop.valid.mean())
     assert not m.valid[outside].any() and not m.flow[outside].any()
-    assert m.trusted == pytest.approx(float(crop.valid.mean())) and crop.trusted == float(crop.valid.mean())
+    assert m.trusted == pytest.approx(valid_sum / (50 * 50 + 60 * 50))
 
 
 def test_faces_only_smoothing_computes_the_flow_around_the_faces_only(monkeypatch):
@@ -222,7 +233,7 @@ def test_faces_only_smoothing_computes_the_flow_around_the_faces_only(monkeypatc
         a = box.step(i, o, region)
     assert sizes == [(88, 88)] * 6  # 40 px + 24 on each side, two flows a step after the first
     sizes.clear()
-    monkeypatch.setattr(temporal, "flow_box", lambda *args, **kw: None)  # as before: the whole frame's flow
+    monkeypatch.setattr(temporal, "flow_boxes", lambda *args, **kw: None)  # as before: the whole frame's flow
     whole = TemporalSmoother(SmoothOptions(alpha=0.7))
     whole.estimator = Counting()
     for i, o in zip(inputs, noisy):

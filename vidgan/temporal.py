@@ -158,25 +158,28 @@ def occlusion_mask(flow_bw: np.ndarray, flow_fw: np.ndarray, alpha1: float = 0.0
     return ((lhs <= rhs) & inside).astype(np.float32)
 
 
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), end exclusive
+
+
 @dataclass
 class Motion:
-    """Motion from the previous input frame to the current one, on the flow grid (where `box` is set,
-    only inside that rectangle: flow 0 and nothing trusted outside it)."""
+    """Motion from the previous input frame to the current one, on the flow grid (where `boxes` are
+    given, only inside those rectangles: flow 0 and nothing trusted outside them)."""
 
     flow: np.ndarray  # backward flow, small grid
     valid: np.ndarray  # occlusion mask, small grid (1 trusted)
     change: np.ndarray  # |cur - warp(prev)| of the gray inputs, 0..255, small grid
-    box: Optional[tuple[int, int, int, int]] = None  # (x0, y0, x1, y1) on the small grid; None: all of it
+    boxes: Optional[list[Box]] = None  # rectangles of the small grid that do not overlap; None: all of it
 
     _sized: dict = field(default_factory=dict, repr=False)
 
     @property
     def trusted(self) -> float:
-        """The fraction of the pixels (inside `box`) whose flow is trusted."""
-        if self.box is None:
+        """The fraction of the pixels (inside `boxes`) whose flow is trusted."""
+        if self.boxes is None:
             return float(self.valid.mean())
-        x0, y0, x1, y1 = self.box
-        return float(self.valid[y0:y1, x0:x1].mean())
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in self.boxes)
+        return sum(float(self.valid[y0:y1, x0:x1].sum()) for x0, y0, x1, y1 in self.boxes) / max(1, area)
 
     def at(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(flow, valid) resampled to a frame of this size (computed once per size)."""
@@ -188,19 +191,19 @@ class Motion:
 
 
 def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator,
-           box: Optional[tuple[int, int, int, int]] = None) -> Motion:
+           boxes: Optional[Sequence[Box]] = None) -> Motion:
     """Backward flow, its occlusion mask and the warped input change between two gray frames; with
-    `box` (x0, y0, x1, y1 on their grid), computed on that rectangle of both only (the flows cost in
-    proportion to the area), the rest of the grid untrusted."""
-    if box is not None:
-        x0, y0, x1, y1 = box
-        part = motion(np.ascontiguousarray(cur_gray[y0:y1, x0:x1]),
-                      np.ascontiguousarray(prev_gray[y0:y1, x0:x1]), estimator)
+    `boxes` (rectangles of their grid that do not overlap), computed on those rectangles of both only
+    (the flows cost in proportion to the area), the rest of the grid untrusted."""
+    if boxes is not None:
         h, w = cur_gray.shape[:2]
         flow, valid, change = (np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
                                np.zeros((h, w), np.float32))
-        flow[y0:y1, x0:x1], valid[y0:y1, x0:x1], change[y0:y1, x0:x1] = part.flow, part.valid, part.change
-        return Motion(flow, valid, change, box)
+        for x0, y0, x1, y1 in boxes:
+            part = motion(np.ascontiguousarray(cur_gray[y0:y1, x0:x1]),
+                          np.ascontiguousarray(prev_gray[y0:y1, x0:x1]), estimator)
+            flow[y0:y1, x0:x1], valid[y0:y1, x0:x1], change[y0:y1, x0:x1] = part.flow, part.valid, part.change
+        return Motion(flow, valid, change, list(boxes))
     bw = estimator.flow(cur_gray, prev_gray)
     fw = estimator.flow(prev_gray, cur_gray)
     valid = occlusion_mask(bw, fw)
@@ -208,24 +211,39 @@ def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator
     return Motion(bw, valid, change)
 
 
-def flow_box(region: np.ndarray, grid: tuple[int, int], margin: float = 0.25, min_margin: int = 24,
-             most: float = 0.6) -> Optional[tuple[int, int, int, int]]:
-    """The rectangle of the flow grid (h, w) to compute motion on for blending inside `region` (on
-    the output grid; > 0 where blending may happen): its bounding box on the grid, grown on each side
-    by `margin` times its longer side (at least `min_margin` grid pixels) for the motion and the
-    flow's context. None (the whole grid) where that would cover more than `most` of it."""
-    box = bbox(region > 0, pad=0)
-    if box is None:
-        return None
+def flow_boxes(region: np.ndarray, grid: tuple[int, int], margin: float = 0.25, min_margin: int = 24,
+               most: float = 0.6) -> Optional[list[Box]]:
+    """The rectangles of the flow grid (h, w) to compute motion on for blending inside `region` (on
+    the output grid; > 0 where blending may happen): each part of the region (each face, or faces
+    that touch) on the grid, grown on each side by `margin` times its longer side (at least
+    `min_margin` grid pixels) for the motion and the flow's context; rectangles that then overlap
+    are joined. None (the whole grid) where they would cover more than `most` of it; [] for an
+    empty region."""
     gh, gw = grid
-    sy, sx = gh / region.shape[0], gw / region.shape[1]
-    x0, y0, x1, y1 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
-    pad = max(min_margin, margin * max(x1 - x0, y1 - y0))
-    x0, y0 = max(0, int(math.floor(x0 - pad))), max(0, int(math.floor(y0 - pad)))
-    x1, y1 = min(gw, int(math.ceil(x1 + pad))), min(gh, int(math.ceil(y1 + pad)))
-    if (x1 - x0) * (y1 - y0) > most * gh * gw:
+    # on the grid; a cell is in when any of its pixels is (an area average of 255s stays above 0)
+    small = cv2.resize((region > 0).astype(np.uint8) * np.uint8(255), (gw, gh), interpolation=cv2.INTER_AREA)
+    n, _, stats, _ = cv2.connectedComponentsWithStats((small > 0).astype(np.uint8), connectivity=8)
+    boxes = []
+    for x, y, w, h, _area in stats[1:]:
+        pad = max(min_margin, margin * max(w, h))
+        boxes.append([max(0, int(math.floor(x - pad))), max(0, int(math.floor(y - pad))),
+                      min(gw, int(math.ceil(x + w + pad))), min(gh, int(math.ceil(y + h + pad)))])
+    joined = True
+    while joined:  # join overlapping rectangles until none overlap
+        joined = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes) > most * gh * gw:
         return None
-    return x0, y0, x1, y1
+    return [tuple(b) for b in boxes]
 
 
 # -- smoothing ----------------------------------------------------------------------------------
@@ -252,7 +270,7 @@ class TemporalSmoother:
 
     `region` (optional, HxW float32 on the output grid) limits blending to where it is > 0, e.g.
     the pasted faces in faces-only mode, so pixels the model never touched stay bit-identical; the
-    motion is then computed around it only (`flow_box`; nothing where the region is empty)."""
+    motion is then computed around its parts only (`flow_boxes`; nothing where the region is empty)."""
 
     def __init__(self, options: SmoothOptions = SmoothOptions(), device: Union[str, torch.device] = "cpu",
                  use_torch: Optional[bool] = None):
@@ -287,8 +305,8 @@ class TemporalSmoother:
         if region is not None and not region.any():  # nothing to blend (faces only, no face here)
             self._keep(out)
             return out
-        # with a region (faces only), the motion around it only: the two flows are most of a step
-        m = motion(gray, prev_gray, self.estimator, None if region is None else flow_box(region, gray.shape[:2]))
+        # with a region (faces only), the motion around its parts only: the two flows are most of a step
+        m = motion(gray, prev_gray, self.estimator, None if region is None else flow_boxes(region, gray.shape[:2]))
         trusted = m.trusted
         self.last_trusted = trusted
         if trusted < o.cut_below:
