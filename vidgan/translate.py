@@ -150,25 +150,38 @@ class FrameTranslator:
             padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
             out = _to_images(self.t(_to_tensor([padded], self.t.device)))[0]
             return np.ascontiguousarray(out[:h * s, :w * s])
-        t, ov = self.tile, self.overlap
+        t = self.tile
         ph, pw = max(h, t), max(w, t)
         padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
-        step = t - ov
-        ys = sorted(set(list(range(0, ph - t, step)) + [ph - t]))
-        xs = sorted(set(list(range(0, pw - t, step)) + [pw - t]))
-        acc = np.zeros((ph * s, pw * s, 3), np.float32)
-        wsum = np.zeros((ph * s, pw * s, 1), np.float32)
-        ramp = _ramp(t * s, ov * s)
-        weight = (ramp[:, None] * ramp[None, :])[..., None]
-        spots = [(y, x) for y in ys for x in xs]
-        for i in range(0, len(spots), self.batch_size):
-            chunk = spots[i:i + self.batch_size]
-            tiles = [padded[y:y + t, x:x + t] for y, x in chunk]
-            for (y, x), out in zip(chunk, _to_images(self.t(_to_tensor(tiles, self.t.device)))):
-                acc[y * s:(y + t) * s, x * s:(x + t) * s] += out.astype(np.float32) * weight
-                wsum[y * s:(y + t) * s, x * s:(x + t) * s] += weight
-        out = acc / wsum
-        return np.clip(out[:h * s, :w * s] + 0.5, 0, 255).astype(np.uint8)
+        ys, ny = self._weights(ph)
+        xs, nx = self._weights(pw)
+        dev = self.t.device
+        ny, nx = torch.from_numpy(ny).to(dev), torch.from_numpy(nx).to(dev)
+        # The tiles' outputs are blended where they are, on the network's device, in float (each
+        # rounded once at the end): weight ramp(y) * ramp(x) over the sum of all tiles' weights
+        # there, which, the tiles lying on a grid, is the product of two 1-D sums (`_weights`).
+        acc = torch.zeros((3, ph * s, pw * s), device=dev)
+        spots = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+        ts = t * s
+        for k in range(0, len(spots), self.batch_size):
+            chunk = spots[k:k + self.batch_size]
+            out = self.t(_to_tensor([padded[ys[i]:ys[i] + t, xs[j]:xs[j] + t] for i, j in chunk], dev))
+            for o, (i, j) in zip(out, chunk):
+                y0, x0 = ys[i] * s, xs[j] * s
+                acc[:, y0:y0 + ts, x0:x0 + ts].addcmul_(o * ny[i][None, :, None], nx[j][None, None, :])
+        return np.ascontiguousarray(_to_images(acc[None, :, :h * s, :w * s])[0])
+
+    def _weights(self, n: int) -> tuple[list[int], np.ndarray]:
+        """Tile starts along a side of `n` input pixels, and each tile's blending weight along it
+        (output pixels, one row per tile): its ramp divided by the sum of all tiles' ramps there."""
+        t, s = self.tile, self.t.scale
+        step = t - self.overlap
+        starts = sorted(set(list(range(0, n - t, step)) + [n - t]))
+        ramp = _ramp(t * s, self.overlap * s)
+        total = np.zeros(n * s, np.float32)
+        for a in starts:
+            total[a * s:(a + t) * s] += ramp
+        return starts, np.stack([ramp / total[a * s:(a + t) * s] for a in starts]).astype(np.float32)
 
 
 # -- faces ------------------------------------------------------------------------------------------
