@@ -222,7 +222,7 @@ def flow_boxes(region: np.ndarray, grid: tuple[int, int], margin: float = 0.25, 
     gh, gw = grid
     # on the grid; a cell is in when any of its pixels is (an area average of 255s stays above 0)
     small = cv2.resize((region > 0).astype(np.uint8) * np.uint8(255), (gw, gh), interpolation=cv2.INTER_AREA)
-    n, _, stats, _ = cv2.connectedComponentsWithStats((small > 0).astype(np.uint8), connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats((small > 0).astype(np.uint8), connectivity=8)
     boxes = []
     for x, y, w, h, _area in stats[1:]:
         pad = max(min_margin, margin * max(w, h))

@@ -1,13 +1,15 @@
-"""Generators on OpenVINO's CPU plugin: where a translator runs on the CPU and OpenVINO is installed
-(as `pip install vidgan` does), its network runs there instead of in PyTorch.
+"""Generators on OpenVINO's CPU plugin: where a face model runs on the CPU and OpenVINO is installed
+(as `pip install vidgan` does), its network runs there instead of in PyTorch, for pictures up to
+`translator.OV_MAX_PIXELS` (`load_translator` decides).
 
 Measured on the project's 2-core AMD EPYC (session 19; networks alone, against PyTorch under bfloat16
-autocast): face-age 3.4 / 6.4 ms for one face, 7.1 / 11.3 for two, 24.8 / 33.0 for eight; facades
-6.3 / 7.1 ms for 4 tiles of 128 px; face-sr4x 390 / 505 ms for 4 faces; outputs 57-73 dB PSNR from
-float32's (PyTorch's bfloat16: 56-67 dB). The precision is what `amp.bf16_native` says for the CPU:
-bfloat16 where it is native (AVX-512 BF16 or AMX), float32 elsewhere.
+autocast): face-age 3.4 / 6.4 ms for one face, 7.1 / 11.3 for two, 24.8 / 33.0 for eight; face-sr4x
+390 / 505 ms for 4 faces of 128 px; facades 6.3 / 7.1 ms for 4 tiles of 128 px, but 125 / 89 ms for
+4 tiles of 512 px (hence the limit); outputs 56-73 dB PSNR from float32's (PyTorch's bfloat16:
+55-78 dB). The precision is what `amp.bf16_native` says for the CPU: bfloat16 where it is native
+(AVX-512 BF16 or AMX), float32 elsewhere.
 
-The PyTorch module is converted once (`openvino.convert_model`, 1-6 s a model) and the result kept
+The PyTorch module is converted once (`openvino.convert_model`, 1-2 s a model) and the result kept
 under `cache_dir()` (`$VIDGAN_CACHE/openvino`, by default `~/.cache/vidgan/openvino`), named by the
 checkpoint's SHA-256 and OpenVINO's version, so a later run reads it in ~0.1-0.2 s. The converted
 model takes any batch and picture size (the networks are fully convolutional); each new input shape
