@@ -23,6 +23,17 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+# Generators converted for OpenVINO (vidgan/gan/ovgen.py) are kept in a folder of this test run, not
+# in the user's ~/.cache (and every run converts afresh, so the conversion itself is tested);
+# subprocesses the tests start inherit it.
+if "VIDGAN_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["VIDGAN_CACHE"] = tempfile.mkdtemp(prefix="vidgan-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["VIDGAN_CACHE"], True)
+
 
 # -- real clips -------------------------------------------------------------------------------------
 def shared_data_dir() -> Path:

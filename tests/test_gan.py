@@ -349,6 +349,53 @@ def test_bf16_autocast_only_where_native():
     assert not bf16_native("meta")
 
 
+def test_face_generators_run_on_openvino_from_a_cache(tmp_path, monkeypatch):
+    """On the CPU a face model's network runs on OpenVINO (gan/ovgen.py): converted once, kept in
+    $VIDGAN_CACHE under the checkpoint's hash, read from there next time (a damaged entry is converted
+    again); the same outputs as PyTorch's within bfloat16's rounding; pictures above OV_MAX_PIXELS
+    and whole-frame models stay in PyTorch."""
+    pytest.importorskip("openvino")
+    from vidgan.gan import ovgen, translator as T
+
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))
+    g = nets.build_generator("resnet", n_blocks=1, ngf=8).eval()
+    meta = {"name": "f", "task": "pix2pix", "input_mode": "rgb", "scale": 1, "size": 32, "faces": True}
+    save_translator(tmp_path / "f.pt", g, "resnet", {"n_blocks": 1, "ngf": 8}, meta)
+    tr = load_translator(str(tmp_path / "f.pt"), "cpu")
+    assert tr.ov is not None and tr.ov.precision == ("bf16" if bf16_native("cpu") else "f32")
+    kept = sorted(p.name for p in (tmp_path / "cache" / "openvino").iterdir())
+    assert len(kept) == 2 and kept[0].endswith(".bin") and kept[1].endswith(".xml")
+    ref = load_translator(str(tmp_path / "f.pt"), "cpu", bf16=False, backend="torch")
+    assert ref.ov is None
+    for shape in ((1, 3, 32, 32), (3, 3, 48, 40)):  # any batch and size (traced on 1 x 3 x 32 x 32)
+        x = torch.rand(*shape)
+        assert torch.allclose(tr(x), ref(x), atol=0.03)
+        assert torch.allclose(load_translator(str(tmp_path / "f.pt"), "cpu", bf16=False)(x), ref(x), atol=1e-4)
+
+    def no_conversion(*args):
+        raise AssertionError("converted again")
+    monkeypatch.setattr(ovgen, "_convert", no_conversion)
+    assert load_translator(str(tmp_path / "f.pt"), "cpu").ov is not None  # read from the cache
+    monkeypatch.undo()
+    monkeypatch.setenv("VIDGAN_CACHE", str(tmp_path / "cache"))
+    xml = next((tmp_path / "cache" / "openvino").glob("*.xml"))
+    xml.write_text("<not a model")
+    assert load_translator(str(tmp_path / "f.pt"), "cpu").ov is not None and "<net" in xml.read_text()
+
+    calls = []
+    monkeypatch.setattr(ovgen.OvGenerator, "__call__", lambda self, x: calls.append(x.shape) or x)
+    tr(torch.rand(1, 3, 128, 128))  # up to OV_MAX_PIXELS: OpenVINO
+    tr(torch.rand(1, 3, 128, 132))  # larger: PyTorch
+    assert calls == [(1, 3, 128, 128)]
+    whole = dict(meta, faces=False)
+    save_translator(tmp_path / "w.pt", g, "resnet", {"n_blocks": 1, "ngf": 8}, whole)
+    assert load_translator(str(tmp_path / "w.pt"), "cpu").ov is None
+    assert load_translator(str(tmp_path / "w.pt"), "cpu", backend="openvino").ov is not None
+    with pytest.raises(ValueError, match="backend"):
+        load_translator(str(tmp_path / "w.pt"), "cpu", backend="onnx")
+    assert T.OV_MAX_PIXELS == 128 * 128
+
+
 def test_gray_translator_sees_what_training_saw(tmp_path):
     g = nets.build_generator("unet", size=32, ngf=4).eval()
     save_translator(tmp_path / "g.pt", g, "unet", {"size": 32, "ngf": 4},

@@ -61,6 +61,7 @@ class Translator:
     device: torch.device
     meta: dict[str, Any] = field(default_factory=dict)
     bf16: bool = True
+    ov: Any = field(default=None, repr=False)  # the network on OpenVINO's CPU plugin (gan/ovgen.py), else None
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_mode == "gray":
@@ -73,8 +74,11 @@ class Translator:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected N,3,H,W, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        with autocast(self.device, self.bf16):
-            y = self.net(self.prepare(x))
+        if self.ov is not None and x.shape[-2] * x.shape[-1] <= OV_MAX_PIXELS:
+            y = self.ov(self.prepare(x))
+        else:
+            with autocast(self.device, self.bf16):
+                y = self.net(self.prepare(x))
         return ((y.float() + 1) / 2).clamp_(0, 1)
 
 
@@ -111,8 +115,23 @@ def find_model(name_or_path: str, missing: str | None = None) -> Path:
     raise FileNotFoundError(missing)
 
 
-def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16: bool = True) -> Translator:
+BACKENDS = ("auto", "openvino", "torch")
+# Pictures up to this size run on OpenVINO, larger ones in PyTorch: OpenVINO ran face crops 1.3-1.9x
+# faster (64-128 px; gan/ovgen.py) but facades' U-Net on 256-512 px tiles 1.4-1.7x slower (2-core CPU).
+OV_MAX_PIXELS = 128 * 128
+
+
+def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16: bool = True,
+                    backend: str = "auto") -> Translator:
+    """The generator `name_or_path` names (see `find_model`) ready to run on `device`. `backend`:
+    on the CPU, "auto" runs a face model's network (meta "faces") on OpenVINO where it is installed,
+    for pictures up to OV_MAX_PIXELS (gan/ovgen.py), "openvino" does so for any model, "torch" keeps
+    PyTorch; a GPU always runs PyTorch. `bf16`: bfloat16 where the device computes it natively
+    (`gan/amp.py`)."""
     from .nets import build_generator
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generator backend {backend!r} (one of {', '.join(BACKENDS)})")
 
     path = find_model(name_or_path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,6 +141,16 @@ def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16
     net.load_state_dict(ckpt["state_dict"])
     dev = resolve_device(device)
     net.to(dev).eval()
+    ov = None
+    if dev.type == "cpu" and (backend == "openvino" or (backend == "auto" and ckpt["meta"].get("faces"))):
+        from .ovgen import openvino_generator
+
+        size, multiple = int(ckpt["meta"]["size"]), int(getattr(net, "multiple", 0) or 1)
+        ov = openvino_generator(net, path, bf16, -(-size // multiple) * multiple)  # traced at its training size
+        if ov is None and backend == "openvino":
+            raise ValueError(f"{path}: could not run on OpenVINO (is it installed? `pip install openvino`)")
+    elif backend == "openvino":
+        raise ValueError("the openvino generator backend runs on the CPU only")
     m = ckpt["meta"]
     return Translator(net=net, name=m["name"], task=m["task"], input_mode=m["input_mode"], scale=int(m["scale"]),
-                      size=int(m["size"]), faces=bool(m["faces"]), device=dev, meta=m, bf16=bf16)
+                      size=int(m["size"]), faces=bool(m["faces"]), device=dev, meta=m, bf16=bf16, ov=ov)
