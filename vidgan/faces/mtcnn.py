@@ -157,6 +157,8 @@ class OvNet:
     SHAPES = 128
     _compiled: dict = {}
     _compile_locks = {name: threading.Lock() for name in _OUTPUTS}
+    _core = None  # one ov.Core for the process: a compiled model must not outlive its Core (see gan/ovgen.py)
+    _core_lock = threading.Lock()
 
     def __init__(self, name: str):
         self.name = name
@@ -172,7 +174,10 @@ class OvNet:
             if name not in cls._compiled:
                 ov = _import_openvino()
 
-                core = ov.Core()
+                with cls._core_lock:
+                    if OvNet._core is None:
+                        OvNet._core = ov.Core()
+                core = OvNet._core
                 model = core.read_model(os.path.join(ONNX_DIR, f"{name}.onnx"))
                 model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
                 # fp32 explicitly: a CPU with bf16 units would otherwise run bf16 (other detections).
