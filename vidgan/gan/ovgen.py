@@ -60,14 +60,6 @@ def _core(ov):
         return _CORE
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:32]
-
-
 class OvGenerator:
     """A converted network compiled for the CPU: N,C,H,W float tensor in, float32 tensor out (as the
     module's forward). One inference request, used by one caller at a time."""
@@ -99,7 +91,8 @@ def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True
     try:
         ov = _import_openvino()
         folder = cache_dir()
-        stem = f"{_digest(Path(checkpoint))}-{ov.get_version().split('-')[0]}-{CONVERSION}"
+        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:32]  # checkpoints are < 25 MB
+        stem = f"{digest}-{ov.get_version().split('-')[0]}-{CONVERSION}"
         xml = folder / f"{stem}.xml"
         core = _core(ov)
         model = None
