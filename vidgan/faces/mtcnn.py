@@ -96,6 +96,22 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+_CORE = None
+_CORE_LOCK = threading.Lock()
+
+
+def openvino_core():
+    """The process's one `ov.Core` (the detector's networks and the generators of gan/ovgen.py),
+    kept for the life of the process: a Core freed while a model it compiled still lived crashed the
+    process later, when that model was collected (a segmentation fault in a later test's training
+    run, 4 of 4 runs; none with one Core kept)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = _import_openvino().Core()
+        return _CORE
+
+
 def _import_openvino():
     """`import openvino`, without the model converter its package imports on the way (`openvino.tools.ovc`
     and, through it, the telemetry client with urllib, http and email: ~65 ms of its ~120 ms import on
@@ -157,8 +173,6 @@ class OvNet:
     SHAPES = 128
     _compiled: dict = {}
     _compile_locks = {name: threading.Lock() for name in _OUTPUTS}
-    _core = None  # one ov.Core for the process: a compiled model must not outlive its Core (see gan/ovgen.py)
-    _core_lock = threading.Lock()
 
     def __init__(self, name: str):
         self.name = name
@@ -174,10 +188,7 @@ class OvNet:
             if name not in cls._compiled:
                 ov = _import_openvino()
 
-                with cls._core_lock:
-                    if OvNet._core is None:
-                        OvNet._core = ov.Core()
-                core = OvNet._core
+                core = openvino_core()
                 model = core.read_model(os.path.join(ONNX_DIR, f"{name}.onnx"))
                 model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, -1, -1])})
                 # fp32 explicitly: a CPU with bf16 units would otherwise run bf16 (other detections).

@@ -45,21 +45,6 @@ def cache_dir() -> Path:
     return base / "openvino"
 
 
-_CORE = None
-_CORE_LOCK = threading.Lock()
-
-
-def _core(ov):
-    """One `ov.Core` for every converted generator, kept for the life of the process: a Core freed
-    while a model it compiled still lived crashed the process later, when that model was collected
-    (a segmentation fault in the next test file's training run, every time; never with one Core kept)."""
-    global _CORE
-    with _CORE_LOCK:
-        if _CORE is None:
-            _CORE = ov.Core()
-        return _CORE
-
-
 class OvGenerator:
     """A converted network compiled for the CPU: N,C,H,W float tensor in, float32 tensor out (as the
     module's forward). One inference request, used by one caller at a time."""
@@ -84,7 +69,7 @@ def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True
     converted (traced on a `side` x `side` picture, a size it accepts) or read from the cache, in
     bfloat16 where `bf16` and native, else float32; None where that cannot be done (then use `net`
     itself)."""
-    from ..faces.mtcnn import _import_openvino, openvino_available
+    from ..faces.mtcnn import _import_openvino, openvino_available, openvino_core
 
     if not openvino_available():
         return None
@@ -94,7 +79,7 @@ def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True
         digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:32]  # checkpoints are < 25 MB
         stem = f"{digest}-{ov.get_version().split('-')[0]}-{CONVERSION}"
         xml = folder / f"{stem}.xml"
-        core = _core(ov)
+        core = openvino_core()
         model = None
         if xml.is_file():
             try:
