@@ -189,6 +189,36 @@ def test_flow_boxes_are_the_parts_of_the_region_on_the_flow_grid_with_a_margin()
     assert flow_boxes(region, (200, 400)) == [(0, 0, 25, 25)]
 
 
+def test_flows_side_by_side_are_the_flows_one_by_one(monkeypatch):
+    """`FlowEstimator.flows` runs its pairs on this thread and helper threads at once (each thread
+    with its own DIS object): the same arrays as one after the other, in order."""
+    import threading
+
+    import vidgan.temporal as temporal
+
+    inputs, _, _ = flickering_sequence(n=4)
+    est = FlowEstimator()
+    g = [est.gray(i) for i in inputs]
+    pairs = [(g[k + 1], g[k]) for k in range(3)] + [(g[k], g[k + 1]) for k in range(3)]
+    alone = [FlowEstimator().flow(c, p) for c, p in pairs]
+    monkeypatch.setattr(temporal, "FLOW_HELPERS", 1)
+    assert all(np.array_equal(a, b) for a, b in zip(est.flows(pairs), alone))
+    # really at once: two tasks that each wait for the other to start
+    meet = threading.Barrier(2, timeout=10)
+    assert temporal._side_by_side([meet.wait, meet.wait]) is not None
+    # every task runs and the error comes back after them
+    ran = []
+
+    def boom():
+        raise ValueError("bad pair")
+
+    with pytest.raises(ValueError, match="bad pair"):
+        temporal._side_by_side([boom] + [lambda k=k: ran.append(k) for k in range(5)])
+    assert sorted(ran) == list(range(5))
+    monkeypatch.setattr(temporal, "FLOW_HELPERS", 0)  # one core: one after the other here
+    assert all(np.array_equal(a, b) for a, b in zip(est.flows(pairs), alone))
+
+
 def test_motion_in_boxes_is_the_motion_of_those_crops_and_nothing_outside():
     inputs, _, _ = flickering_sequence(n=2)
     est = FlowEstimator()

@@ -21,6 +21,9 @@ so that smoothing is not graded with the very flow field it blended along.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -51,17 +54,24 @@ class FlowOptions:
 
 class FlowEstimator:
     """OpenCV optical flow on downscaled gray frames. `gray(image)` prepares a frame once;
-    `flow(cur_gray, prev_gray)` returns the backward flow on the small grid (in small pixels)."""
+    `flow(cur_gray, prev_gray)` returns the backward flow on the small grid (in small pixels);
+    `flows(pairs)` several at once, side by side on the machine's cores.
+
+    A DIS object holds its working buffers, so each thread gets its own (same preset, same result)."""
 
     def __init__(self, options: FlowOptions = FlowOptions()):
         self.options = options
-        self._dis = None
-        if options.method == "dis":
+        self._local = threading.local()  # .dis: this thread's DIS object
+
+    def _dis(self):
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
             preset = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                       "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                      "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[options.dis_preset]
-            self._dis = cv2.DISOpticalFlow_create(preset)
-            self._dis.setUseSpatialPropagation(True)
+                      "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[self.options.dis_preset]
+            dis = self._local.dis = cv2.DISOpticalFlow_create(preset)
+            dis.setUseSpatialPropagation(True)
+        return dis
 
     def gray(self, image: np.ndarray) -> np.ndarray:
         g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
@@ -73,10 +83,57 @@ class FlowEstimator:
 
     def flow(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """Backward flow (H, W, 2) float32: cur(p) ~ prev(p + flow(p)). Arguments from `gray`."""
-        if self._dis is not None:
-            return self._dis.calc(cur, prev, None)
+        if self.options.method == "dis":
+            return self._dis().calc(cur, prev, None)
         return cv2.calcOpticalFlowFarneback(cur, prev, None, pyr_scale=0.5, levels=4, winsize=15,
                                             iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+    def flows(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """`flow(cur, prev)` of each pair, the same arrays, computed side by side: this thread and
+        up to FLOW_HELPERS helper threads each take the next pair (OpenCV lets the GIL go while it
+        computes a flow). The two flows of a smoothing step were most of `vidgan translate`'s
+        caller thread, one after the other on one core."""
+        return _side_by_side([lambda c=c, p=p: self.flow(c, p) for c, p in pairs])
+
+
+# Helper threads for `FlowEstimator.flows` besides the calling one: one fewer than the cores (at
+# most 3); none on one core. Shared by every estimator of the process, started on first use.
+FLOW_HELPERS = max(0, min(3, (os.cpu_count() or 1) - 1))
+_helpers: Optional[ThreadPoolExecutor] = None
+_helpers_lock = threading.Lock()
+
+
+def _side_by_side(tasks: list) -> list:
+    """Run the callables `tasks`, the calling thread and the helpers each taking the next one;
+    their results in order (the first error is raised after all have finished)."""
+    global _helpers
+    n = len(tasks)
+    helpers = min(FLOW_HELPERS, n - 1)
+    if helpers <= 0:
+        return [t() for t in tasks]
+    with _helpers_lock:
+        if _helpers is None:
+            _helpers = ThreadPoolExecutor(FLOW_HELPERS, thread_name_prefix="vidgan-flow")
+    results: list = [None] * n
+    order = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            results[i] = tasks[i]()
+
+    running = [_helpers.submit(work) for _ in range(helpers)]
+    try:
+        work()
+    finally:
+        wait(running)  # the helpers are done with `tasks` before this returns or raises
+    for f in running:
+        f.result()  # a helper's error
+    return results
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -195,20 +252,27 @@ def motion(cur_gray: np.ndarray, prev_gray: np.ndarray, estimator: FlowEstimator
     """Backward flow, its occlusion mask and the warped input change between two gray frames; with
     `boxes` (rectangles of their grid that do not overlap), computed on those rectangles of both only
     (the flows cost in proportion to the area), the rest of the grid untrusted."""
-    if boxes is not None:
-        h, w = cur_gray.shape[:2]
-        flow, valid, change = (np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
-                               np.zeros((h, w), np.float32))
-        for x0, y0, x1, y1 in boxes:
-            part = motion(np.ascontiguousarray(cur_gray[y0:y1, x0:x1]),
-                          np.ascontiguousarray(prev_gray[y0:y1, x0:x1]), estimator)
-            flow[y0:y1, x0:x1], valid[y0:y1, x0:x1], change[y0:y1, x0:x1] = part.flow, part.valid, part.change
-        return Motion(flow, valid, change, list(boxes))
-    bw = estimator.flow(cur_gray, prev_gray)
-    fw = estimator.flow(prev_gray, cur_gray)
-    valid = occlusion_mask(bw, fw)
-    change = np.abs(cur_gray.astype(np.float32) - warp(prev_gray.astype(np.float32), bw))
-    return Motion(bw, valid, change)
+    if boxes is None:
+        boxes_given, boxes = None, [(0, 0, cur_gray.shape[1], cur_gray.shape[0])]
+    else:
+        boxes_given = boxes = list(boxes)
+    parts = [(np.ascontiguousarray(cur_gray[y0:y1, x0:x1]), np.ascontiguousarray(prev_gray[y0:y1, x0:x1]))
+             for x0, y0, x1, y1 in boxes]
+    # both flows of every rectangle at once (backward, forward)
+    flows = estimator.flows([pair for cur, prev in parts for pair in ((cur, prev), (prev, cur))])
+    results = []
+    for k, (cur, prev) in enumerate(parts):
+        bw, fw = flows[2 * k], flows[2 * k + 1]
+        change = np.abs(cur.astype(np.float32) - warp(prev.astype(np.float32), bw))
+        results.append((bw, occlusion_mask(bw, fw), change))
+    if boxes_given is None:
+        return Motion(*results[0])
+    h, w = cur_gray.shape[:2]
+    flow, valid, change = (np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32),
+                           np.zeros((h, w), np.float32))
+    for (x0, y0, x1, y1), (bw, ok, ch) in zip(boxes, results):
+        flow[y0:y1, x0:x1], valid[y0:y1, x0:x1], change[y0:y1, x0:x1] = bw, ok, ch
+    return Motion(flow, valid, change, boxes_given)
 
 
 def flow_boxes(region: np.ndarray, grid: tuple[int, int], margin: float = 0.25, min_margin: int = 24,
