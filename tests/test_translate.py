@@ -385,6 +385,28 @@ def test_gray_models_keep_the_faces_own_lightness(tmp_path):
     assert np.abs(outs[None][far] - src[far]).max() <= 1
 
 
+def test_the_network_runs_in_its_own_thread_ahead_of_the_smoothing(tmp_path):
+    """The network and the paste run in a stage thread, the smoothing and the encode on the caller's;
+    every frame is written once, with its own timestamp."""
+    import threading
+
+    threads = set()
+
+    class Recording(Negate):
+        def forward(self, x):
+            threads.add(threading.current_thread().name)
+            return -x
+
+    clip = first_second(tmp_path, "carphone_qcif.mp4", seconds=0.5)
+    out = tmp_path / "staged.mp4"
+    job = Translation(TranslateOptions(model="-", faces_only=False, device="cpu", tile=0), translator=fixed(Recording()))
+    report = job.translate(clip, str(out))
+    assert threads == {"vidgan-translate"} and report.frames > 1
+    with VideoReader(clip) as r, VideoReader(str(out)) as o:
+        pairs = list(zip(r, o))
+    assert len(pairs) == report.frames and all(a.pts == b.pts for a, b in pairs)
+
+
 def test_cancel_leaves_nothing_and_progress_counts(tmp_path):
     import threading
 

@@ -353,6 +353,8 @@ class Translation:
         report.fps = report.frames / report.seconds if report.seconds > 0 else 0.0
         return report
 
+    AHEAD = 3  # frames translated ahead of the smoothing
+
     def run(self, reader: VideoReader, report: FileReport, stop: threading.Event,
             cancel: Optional[threading.Event] = None
             ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray, Optional[np.ndarray]]]:
@@ -365,10 +367,20 @@ class Translation:
         if self.options.temporal_alpha > 0 and not reader.info.is_image:
             smoother = TemporalSmoother(SmoothOptions(alpha=self.options.temporal_alpha),
                                         device=self.translator.device)
-        for frame, boxes in self._frames(reader, stop, report):
-            if cancel is not None and cancel.is_set():
+
+        def translated() -> Iterator[tuple[Frame, np.ndarray, Optional[np.ndarray]]]:
+            for frame, boxes in self._frames(reader, stop, report):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled; nothing was written", report.output)
+                image, region = self.process(frame, boxes, faces, report)
+                yield frame, image, region
+
+        # The network and the paste run in their own thread, a few frames ahead of the smoothing
+        # (its flows, warp and blend: as much CPU as a face model's network) and the encode on
+        # this one. Smoothing needs only the frames translated before, in order, as they come.
+        for frame, image, region in _prefetch(translated(), stop, self.AHEAD, "vidgan-translate"):
+            if cancel is not None and cancel.is_set():  # frames translated ahead are not written
                 raise Cancelled("cancelled; nothing was written", report.output)
-            image, region = self.process(frame, boxes, faces, report)
             smoothed = image
             if smoother is not None:
                 if region is PASSED_THROUGH:
