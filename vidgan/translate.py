@@ -37,7 +37,7 @@ from .faces.align import BOX_TEMPLATE, align_matrix, crop_mask, crop_scale, past
 from .gan.translator import Translator, load_translator, models_dir
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
 from .pipeline import AnonymizeOptions, FileReport, Pipeline, _prefetch
-from .temporal import SmoothOptions, TemporalSmoother
+from .temporal import SmoothOptions, TemporalSmoother, bbox
 from .types import Frame, TrackBox
 
 ProgressFn = Callable[[int, Optional[int]], None]
@@ -339,7 +339,7 @@ class Translation:
         stop = threading.Event()
         cancel = cancel or threading.Event()
         check_output_path(output_path, input_path)
-        with VideoReader(input_path) as reader:
+        with VideoReader(input_path, keep_yuv=True) as reader:  # see _changed
             if reader.info.is_image:
                 for _, _, image, _ in self.run(reader, report, stop, cancel):
                     write_image(output_path, image, source=input_path,
@@ -398,8 +398,8 @@ class Translation:
                                        coded_width=info.coded_width * f, coded_height=info.coded_height * f)
         writer = VideoWriter(output_path, out_info, source=reader.path, options=self.options.encode)
         try:
-            for frame, _, image, _ in self.run(reader, report, stop, cancel):
-                writer.write(frame, image)
+            for frame, _, image, region in self.run(reader, report, stop, cancel):
+                writer.write(frame, image, regions=_changed(region))
                 report.frames += 1
                 if progress is not None:
                     progress(report.frames, info.frame_count)
@@ -409,6 +409,17 @@ class Translation:
             stop.set()
             writer.abort()
             raise
+
+
+def _changed(region: Optional[np.ndarray]) -> Optional[list[tuple[int, int, int, int]]]:
+    """The rectangle outside which a frame's output is its input frame, for the writer (which then
+    converts only that part from RGB and keeps the input's own YUV elsewhere, as anonymize does): in
+    faces-only mode the pastes, the colourisers' lightness and the smoothing change only pixels of
+    the region (alpha > 0), and a frame passed through changes none; None: the whole frame."""
+    if region is None:
+        return None
+    box = bbox(region > 0) if region.size else None
+    return [] if box is None else [box]
 
 
 def translate_file(input_path: str, output_path: str, options: TranslateOptions,
