@@ -19,7 +19,6 @@ costs one slower call (~10-20 ms) while the plugin prepares its kernels. Anythin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -63,12 +62,12 @@ class OvGenerator:
         return torch.from_numpy(out)
 
 
-def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True,
+def openvino_generator(net: torch.nn.Module, digest: str, bf16: bool = True,
                        side: int = 64) -> Optional[OvGenerator]:
-    """`net` (the module loaded from `checkpoint`, in eval mode on the CPU) on OpenVINO's CPU plugin,
-    converted (traced on a `side` x `side` picture, a size it accepts) or read from the cache, in
-    bfloat16 where `bf16` and native, else float32; None where that cannot be done (then use `net`
-    itself)."""
+    """`net` (the module loaded from a checkpoint whose SHA-256 is `digest`, hex; in eval mode on the
+    CPU) on OpenVINO's CPU plugin, converted (traced on a `side` x `side` picture, a size it accepts)
+    or read from the cache, in bfloat16 where `bf16` and native, else float32; None where that cannot
+    be done (then use `net` itself)."""
     from ..faces.mtcnn import _import_openvino, openvino_available, openvino_core
 
     if not openvino_available():
@@ -76,8 +75,7 @@ def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True
     try:
         ov = _import_openvino()
         folder = cache_dir()
-        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:32]  # checkpoints are < 25 MB
-        stem = f"{digest}-{ov.get_version().split('-')[0]}-{CONVERSION}"
+        stem = f"{digest[:32]}-{ov.get_version().split('-')[0]}-{CONVERSION}"
         xml = folder / f"{stem}.xml"
         core = openvino_core()
         model = None
@@ -94,7 +92,7 @@ def openvino_generator(net: torch.nn.Module, checkpoint: Path, bf16: bool = True
                                                      "PERFORMANCE_HINT": "LATENCY"})
         return OvGenerator(compiled, precision)
     except Exception:  # noqa: BLE001 - PyTorch still runs the network
-        log.debug("OpenVINO could not take %s; it stays in PyTorch", checkpoint, exc_info=True)
+        log.debug("OpenVINO could not take generator %s; it stays in PyTorch", digest[:12], exc_info=True)
         return None
 
 

@@ -13,6 +13,8 @@ generator with `save_translator` for shipping.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +136,8 @@ def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16
         raise ValueError(f"unknown generator backend {backend!r} (one of {', '.join(BACKENDS)})")
 
     path = find_model(name_or_path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    data = path.read_bytes()  # read once: loaded here, hashed for OpenVINO's cache below
+    ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a vidgan generator file ({FORMAT})")
     net = build_generator(ckpt["arch"], **ckpt["arch_kwargs"])
@@ -146,7 +149,8 @@ def load_translator(name_or_path: str, device: str | torch.device = "auto", bf16
         from .ovgen import openvino_generator
 
         size, multiple = int(ckpt["meta"]["size"]), int(getattr(net, "multiple", 0) or 1)
-        ov = openvino_generator(net, path, bf16, -(-size // multiple) * multiple)  # traced at its training size
+        digest = hashlib.sha256(data).hexdigest()
+        ov = openvino_generator(net, digest, bf16, -(-size // multiple) * multiple)  # traced at its training size
         if ov is None and backend == "openvino":
             raise ValueError(f"{path}: could not run on OpenVINO (is it installed? `pip install openvino`)")
     elif backend == "openvino":
