@@ -339,6 +339,94 @@ def test_detector_error_in_its_thread_reaches_the_caller(make_clip_in, tmp_path)
     assert not _vidgan_threads()
 
 
+class _SlowWriter:
+    """A writer stand-in (the encode thread is our own logic): records what it is handed, slowly,
+    and fails on its `fail_on`-th frame."""
+
+    def __init__(self, fail_on: int = 0):
+        self.fail_on, self.written = fail_on, []
+
+    def write(self, frame, image=None, regions=None):
+        import time
+
+        time.sleep(0.002)
+        if len(self.written) + 1 == self.fail_on:
+            raise OSError("disk full")
+        self.written.append((frame, regions))
+
+
+def test_encode_thread_writes_in_order_and_hands_errors_back():
+    from vidgan.pipeline import EncodeThread
+
+    writer = _SlowWriter()
+    enc = EncodeThread(writer, size=2)
+    for i in range(20):
+        enc.put((i, None, [(0, 0, i, i)]))
+    enc.close()
+    assert writer.written == [(i, [(0, 0, i, i)]) for i in range(20)]
+    assert not _vidgan_threads()
+
+    # an error in the thread comes back from put (the queue full behind it) or close, never a hang
+    enc = EncodeThread(_SlowWriter(fail_on=3), size=2)
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(50):
+            enc.put((i,))
+        enc.close()
+    enc.abort()
+    assert not _vidgan_threads()
+    enc = EncodeThread(_SlowWriter(fail_on=2), size=4)
+    for i in range(4):
+        enc.put((i,))
+    import time
+
+    time.sleep(0.1)  # frame 2 failed; the queue is full and nobody takes from it
+    with pytest.raises(OSError, match="disk full"):
+        enc.close()
+    # abort with frames still queued ends the thread at once
+    writer = _SlowWriter()
+    enc = EncodeThread(writer, size=8)
+    for i in range(8):
+        enc.put((i,))
+    enc.abort()
+    assert not _vidgan_threads() and len(writer.written) < 8
+
+
+def test_writer_error_at_the_end_is_reported_not_a_hang(make_clip_in, tmp_path, monkeypatch):
+    """The writer fails while the encode queue is full and every frame has been handed over (a disk
+    filling up near the end): the error comes back and nothing is left. The code before the
+    EncodeThread waited forever to queue its end marker here."""
+    import threading
+    import time
+
+    src = make_clip_in("c.mp4", frames=24, width=64, height=48)
+    out = str(tmp_path / "o.mp4")
+    real, calls = VideoWriter.write, []
+    fail_at = 16  # the encode queue (8) then holds frames 17-24: all handed over
+
+    def write(self, *args, **kwargs):
+        calls.append(1)
+        time.sleep(0.05)  # slower than the cover: the queue fills
+        if len(calls) == fail_at:
+            raise OSError("disk full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    errors = []
+
+    def run():
+        try:
+            Pipeline(AnonymizeOptions(mode="solid", detect_every=1), detector=_CountingDetector()).anonymize(src, out)
+        except OSError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert not t.is_alive(), "anonymize hung after the writer failed"
+    assert [str(e) for e in errors] == ["disk full"]
+    assert os.listdir(tmp_path) == ["c.mp4"]
+
+
 class _LateFaceDetector(_CountingDetector):
     """A stand-in whose face shows up from its `first`-th searched frame on; region searches find it
     wherever they look and are recorded."""

@@ -216,6 +216,49 @@ def _prefetch(items: Iterator, stop: threading.Event, size: int = 8, name: str =
         worker.join(timeout=5)
 
 
+class EncodeThread:
+    """`writer.write(*item)` for each item `put`, in a thread of its own (`vidgan-encode`), up to
+    `size` items behind the caller, in order. An error there comes back from the next `put` or from
+    `close`; `abort` drops what is queued and ends the thread (the writer itself is the caller's)."""
+
+    def __init__(self, writer, size: int = 8):
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.worker = _Worker(self._run, "vidgan-encode")
+        self.worker.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not _END:
+            self.writer.write(*item)
+
+    def put(self, item: tuple) -> None:
+        while True:
+            if self.worker.error is not None:
+                raise self.worker.error
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait until everything put is written."""
+        self.put(_END)
+        self.worker.join()
+        if self.worker.error is not None:
+            raise self.worker.error
+
+    def abort(self) -> None:
+        try:
+            while True:
+                self.queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self.worker.is_alive():
+            self.queue.put(_END)
+        self.worker.join(timeout=10)
+
+
 class TrackSource:
     """Boxes read from a tracks JSON (as written by `vidgan detect`), per frame index.
 
@@ -461,17 +504,7 @@ class Pipeline:
     def _anonymize_video(self, reader, output_path, report, stop, cancel, progress, observers=()) -> None:
         info: VideoInfo = reader.info
         writer = VideoWriter(output_path, info, source=reader.path, options=self.options.encode)
-        q: queue.Queue = queue.Queue(maxsize=8)
-
-        def encode():
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
-                writer.write(*item)
-
-        encoder = _Worker(encode, "vidgan-encode")
-        encoder.start()
+        encoder = EncodeThread(writer)
         try:
             # Tracking and region searches run in their own thread, a few frames ahead of the cover
             # here: on a GPU both stages are CPU-bound Python and each would otherwise cap the other.
@@ -479,21 +512,11 @@ class Pipeline:
             for item in self._cover_all(boxed, report, observers):
                 if cancel.is_set():
                     raise Cancelled("cancelled; nothing was written", output_path)
-                while True:
-                    if encoder.error is not None:
-                        raise encoder.error
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                encoder.put(item)
                 report.frames += 1
                 if progress is not None:
                     progress(report.frames, info.frame_count)
-            q.put(_END)
-            encoder.join()
-            if encoder.error is not None:
-                raise encoder.error
+            encoder.close()
             temp = writer.finish()
             for obs in observers:
                 obs.finish(temp)
@@ -503,13 +526,7 @@ class Pipeline:
             report.warnings.extend(writer.warnings)
         except BaseException:
             stop.set()
-            try:
-                while True:
-                    q.get_nowait()
-            except queue.Empty:
-                pass
-            q.put(_END)
-            encoder.join(timeout=10)
+            encoder.abort()
             writer.abort()
             raise
 
