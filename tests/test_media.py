@@ -806,6 +806,35 @@ def test_untouched_pixels_pass_through_bit_exact(tmp_path, rotation):
         assert np.array_equal(b[mask], c[mask])  # ... as the whole-frame conversion writes it
 
 
+@pytest.mark.parametrize("ext", ["avi", "mkv"])
+def test_yuv_frames_handed_over_without_a_copy_encode_the_same(tmp_path, ext, monkeypatch):
+    """The writer hands the encoder its YUV arrays' own memory (`_yuv_frame`): the bytes written are
+    those of the copying `from_ndarray` (mpeg4 in AVI, which keeps a reference to the frames it is
+    handed, and FFV1 in MKV; libx264 copies pictures in, but its output here differs from run to run
+    either way), and a frame's array released right after `write` does not disturb the encoder."""
+    import hashlib
+
+    from vidgan.media import writer as writer_module
+
+    src = make_clip(tmp_path / "in.mp4", frames=24, width=96, height=64)
+    digests = {}
+    for name, make in (("copy", lambda yuv: av.VideoFrame.from_ndarray(yuv, format="yuv420p")),
+                       ("view", writer_module._yuv_frame)):
+        monkeypatch.setattr(writer_module, "_yuv_frame", make)
+        out = tmp_path / f"{name}.{ext}"
+        with VideoReader(src, keep_yuv=True) as r:
+            w = VideoWriter(str(out), r.info, options=EncodeOptions(codec="ffv1" if ext == "mkv" else "auto"))
+            for f in r:
+                img = f.image.copy()
+                img[10:30, 20:50] = (200, 30, 90)
+                w.write(f, img, [(20, 10, 50, 30)])
+                del f, img
+            w.commit()
+        with av.open(str(out)) as c:
+            digests[name] = hashlib.md5(b"".join(bytes(p) for p in c.demux(video=0))).hexdigest()
+    assert digests["copy"] == digests["view"]
+
+
 def test_rot90_rect_follows_np_rot90():
     from vidgan.media.writer import rot90_rect
 
