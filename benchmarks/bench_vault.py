@@ -107,7 +107,8 @@ def run_variant(clip: Path, tracks: str, work: Path, name: str, options: VaultOp
     return {
         "clip": clip.name, "variant": name, "frames": report.frames, "regions": writer.stats.patches,
         "anon_bytes": anon_size, "vault_bytes": vault_size, "ratio": vault_size / anon_size,
-        "anonymize_s": t_anon, "vault_s": writer.stats.seconds, "encodes": writer.stats.encodes,
+        "anonymize_s": t_anon, "vault_s": writer.stats.seconds,
+        "encode_s": writer.stats.encode_seconds, "encodes": writer.stats.encodes,
         "segments": writer.stats.segments, "restore_s": t_restore, **fid,
     }
 
@@ -119,14 +120,16 @@ def fmt_db(x: float) -> str:
 def markdown(rows: list[dict], detect: dict, machine: str) -> str:
     lines = [
         "| clip | vault | anonymized | vault size | vault / video | region PSNR (dB) | bit-exact | "
-        "restored file PSNR (dB) | anonymize + vault (s) | vault (s) | restore (s) |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "restored file PSNR (dB) | anonymize + vault (s) | vault, pipeline's thread (s) | segment encodes (s) "
+        "| restore (s) |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['variant']} | {r['anon_bytes'] / 1024:.0f} KiB | {r['vault_bytes'] / 1024:.0f} KiB "
             f"| {100 * r['ratio']:.0f} % | {fmt_db(r['region_psnr'])} | {'yes' if r['bit_exact'] else 'no'} "
-            f"| {fmt_db(r['file_psnr'])} | {r['anonymize_s']:.1f} | {r['vault_s']:.1f} | {r['restore_s']:.1f} |")
+            f"| {fmt_db(r['file_psnr'])} | {r['anonymize_s']:.1f} | {r['vault_s']:.1f} | {r['encode_s']:.1f} "
+            f"| {r['restore_s']:.1f} |")
     lines.append("")
     det = ", ".join(f"{k} {v:.0f} s" for k, v in detect.items() if v == v)
     lines.append(f"Machine: {machine}." + (f" Face detection (once per clip, shared by the variants): {det}."

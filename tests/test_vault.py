@@ -557,6 +557,68 @@ def test_vault_appears_only_with_the_output(small, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def _vault_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("vidgan-vault") and t.is_alive()]
+
+
+def test_segments_encode_beside_the_pipeline_and_keep_their_order_and_hints(small, tmp_path, monkeypatch):
+    """Segments are encoded in worker threads, finishing in any order (random delays here), and
+    written where the writer closed them (the reader accepts the vault and restores every patch);
+    each track's next segment starts from its previous segment's `next_qp` as when encoding at once."""
+    import time
+
+    folder, src, tracks, *_ = small
+    real, rng = V.encode_segment, random.Random(3)
+    lock = threading.Lock()
+    closed, encoded = [], {}  # (track key, crops list id) in closing order; crops id -> (hint, next_qp)
+
+    def slow(crops, lossless, qp_hint, *args, **kwargs):
+        time.sleep(rng.random() * 0.05)
+        enc = real(crops, lossless, qp_hint, *args, **kwargs)
+        with lock:
+            encoded[id(crops)] = (qp_hint, enc.next_qp, threading.current_thread().name)
+        return enc
+
+    real_close = VaultWriter._close
+
+    def close(self, key):
+        closed.append((key, id(self._open[key].crops)))
+        return real_close(self, key)
+
+    monkeypatch.setattr(V, "encode_segment", slow)
+    monkeypatch.setattr(VaultWriter, "_close", close)
+    out = tmp_path / "a.mp4"
+    vault, writer = anonymize(src, out, tracks, max_segment=3)
+    assert writer.stats.segments == len(encoded) == len(closed) == 8  # 2 tracks x 12 frames / 3
+    assert all(name.startswith("vidgan-vault") for *_, name in encoded.values())
+    _, exact, outside, regions = region_stats(src, out, vault)
+    assert outside and regions == writer.stats.patches == 24
+    last: dict = {}
+    for key, crops in closed:
+        hint, next_qp, _ = encoded[crops]
+        if key in last:
+            assert hint == last[key]  # the track's previous segment's next_qp
+        last[key] = next_qp
+    assert not _vault_threads()
+
+
+def test_an_encode_error_in_a_worker_comes_back_and_leaves_nothing(small, tmp_path, monkeypatch):
+    folder, src, tracks, *_ = small
+    real, n = V.encode_segment, [0]
+
+    def failing(*args, **kwargs):
+        n[0] += 1
+        if n[0] == 3:
+            raise V.OutputError("vault: the region stream broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(V, "encode_segment", failing)
+    out = tmp_path / "a.mp4"
+    with pytest.raises(V.OutputError, match="region stream broke"):
+        anonymize(src, out, tracks, max_segment=2)
+    assert os.listdir(tmp_path) == [] and not _vault_threads()
+
+
 def test_cli_vault_options(small, tmp_path, capsys):
     folder, src, tracks, *_ = small
     out = tmp_path / "o.mp4"
