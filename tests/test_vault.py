@@ -242,6 +242,39 @@ def test_round_trip_default_quality(party1s_default):
     assert PASS.encode() not in open(vault, "rb").read()
 
 
+def test_restored_file_keeps_the_anonymized_yuv_outside_the_regions(party1s_default, tmp_path):
+    """`restore` writes only the restored rectangles from RGB; elsewhere the anonymized video's own
+    YUV samples pass through (lossless encode here, so each sample can be compared), and inside
+    them the file holds the restored faces."""
+    from vidgan.media import EncodeOptions
+
+    src, _, out, vault, _ = party1s_default
+    dest = tmp_path / "restored.mp4"
+    report = restore(out, vault, str(dest), PASS, encode=EncodeOptions(crf=0))
+    assert report.frames == 31 and report.patches > 30
+
+    def planes(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+
+    with open_vault(vault, PASS) as v:
+        rects = [[r[:4] for r in rf.regions] for rf in restored_frames(out, v)]
+    anon, restored = planes(out), planes(dest)
+    h = anon[0].shape[0] * 2 // 3
+    changed = 0
+    for a, b, rs in zip(anon, restored, rects):
+        keep = np.ones(a.shape, bool)
+        for x0, y0, x1, y1 in rs:  # widened to even bounds, as the writer converts them
+            x0, y0, x1, y1 = x0 & ~1, y0 & ~1, x1 + (x1 & 1), y1 + (y1 & 1)
+            keep[y0:y1, x0:x1] = False
+            for k in (0, 1):  # U and V: quarter planes stored row after row below Y, two rows per line
+                u = keep[h + k * h // 4:h + (k + 1) * h // 4].reshape(h // 2, -1)
+                u[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = False
+        assert np.array_equal(a[keep], b[keep])
+        changed += int((a[~keep] != b[~keep]).sum())
+    assert changed > 1000  # the faces came back
+
+
 def test_round_trip_lossless_is_bit_exact(party1s):
     src, tracks, folder = party1s
     out = folder / "lossless.mp4"

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ import numpy as np
 
 from .errors import EXIT_LEAK, EXIT_OK, UsageError, VidganError
 from .media import VideoReader
+from .media.background import prefetch
 from .types import Box, Frame
 
 log = logging.getLogger(__name__)
@@ -516,53 +516,6 @@ class Judge:
 
 
 # -- decoding -------------------------------------------------------------------------------------
-_END = object()
-
-
-class _Prefetch:
-    """Decode a video in a background thread (PyAV releases the GIL), frames in order."""
-
-    def __init__(self, reader: VideoReader, size: int = 6):
-        self.reader = reader
-        self.q: queue.Queue = queue.Queue(maxsize=size)
-        self.stop = threading.Event()
-        self.error: Optional[BaseException] = None
-        self.thread = threading.Thread(target=self._run, name="vidgan-audit-decode", daemon=True)
-        self.thread.start()
-
-    def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self):
-        try:
-            for frame in self.reader:
-                if not self._put(frame):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            self.error = exc
-        finally:
-            self._put(_END)
-
-    def __iter__(self) -> Iterator[Frame]:
-        while True:
-            item = self.q.get()
-            if item is _END:
-                if self.error is not None:
-                    raise self.error
-                return
-            yield item
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
 class _ShownAt:
     """Walks the anonymized video in step with the original: the frame on screen at time t."""
 
@@ -800,7 +753,8 @@ class Auditor:
             info_a, info_b = ra.info, rb.info
             report.judge = self.judge.describe(info_a.width)
             scale = self.judge.scale_for(info_a.width)
-            pa, pb = _Prefetch(ra), _Prefetch(rb)
+            stop = threading.Event()  # each decoded in its own thread (PyAV releases the GIL)
+            pa, pb = (prefetch(iter(r), stop, 6, "vidgan-audit-decode") for r in (ra, rb))
             try:
                 shown = _ShownAt(iter(pb))
                 times_a: list[float] = []
@@ -824,6 +778,7 @@ class Auditor:
                 shown.drain()
                 times_b = shown.times
             finally:
+                stop.set()
                 pa.close()
                 pb.close()
             for r, name in ((ra, "original"), (rb, "anonymized")):

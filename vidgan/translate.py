@@ -36,7 +36,8 @@ from .faces import DetectorOptions
 from .faces.align import BOX_TEMPLATE, align_matrix, crop_mask, crop_scale, paste_back, rescale, warp_crop
 from .gan.translator import Translator, load_translator, models_dir
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
-from .pipeline import AnonymizeOptions, FileReport, Pipeline, _prefetch
+from .media.background import prefetch
+from .pipeline import AnonymizeOptions, FileReport, Pipeline
 from .temporal import SmoothOptions, TemporalSmoother, bbox
 from .types import Frame, TrackBox
 
@@ -313,7 +314,7 @@ class Translation:
         if self.faces_only:
             yield from self.pipeline.frames_with_boxes(reader, stop, report)
         else:
-            for frame in _prefetch(iter(reader), stop):
+            for frame in prefetch(iter(reader), stop):
                 yield frame, None
 
     def process(self, frame: Frame, boxes: Optional[list[TrackBox]], faces: Optional[FaceTranslator],
@@ -378,7 +379,7 @@ class Translation:
         # The network and the paste run in their own thread, a few frames ahead of the smoothing
         # (its flows, warp and blend: as much CPU as a face model's network) and the encode on
         # this one. Smoothing needs only the frames translated before, in order, as they come.
-        for frame, image, region in _prefetch(translated(), stop, self.AHEAD, "vidgan-translate"):
+        for frame, image, region in prefetch(translated(), stop, self.AHEAD, "vidgan-translate"):
             if cancel is not None and cancel.is_set():  # frames translated ahead are not written
                 raise Cancelled("cancelled; nothing was written", report.output)
             smoothed = image

@@ -52,6 +52,7 @@ from .errors import EXIT_FAILED, EXIT_PASSCODE, Cancelled, MediaError, OutputErr
 from .keys import (DEFAULT_KDF, PACKED_KDF_BYTES, SALT_BYTES, KdfParams, Passcode, derive_key, new_salt,
                    subkey)
 from .media import EncodeOptions, VideoReader, VideoWriter, check_output_path, write_image
+from .media.background import EncodeThread, prefetch
 from .media.writer import AtomicPath
 from .hooks import FrameObserver
 from .types import Box, Frame, TrackBox, VideoInfo
@@ -1427,16 +1428,16 @@ def restored_frames(anon_path: str, vault: VaultReader, index: Optional[VaultInd
     index = index or vault.index or vault.verify()
     with VideoReader(anon_path) as reader:
         binding = _Binding(vault.meta, index, reader.info, anon_path)
-        yield from _restore_loop(reader, vault, binding, cancel)
+        yield from _restore_loop(iter(reader), anon_path, vault, binding, cancel)
 
 
-def _restore_loop(reader: VideoReader, vault: VaultReader, binding: _Binding,
+def _restore_loop(frames: Iterator[Frame], path: str, vault: VaultReader, binding: _Binding,
                   cancel: Optional[threading.Event]) -> Iterator[RestoredFrame]:
     paster = _Paster(vault)
     count = 0
-    for frame in reader:
+    for frame in frames:
         if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled; nothing was written", reader.path)
+            raise Cancelled("cancelled; nothing was written", path)
         binding.check(frame)
         rec, items = paster.next_frame()
         image = frame.image
@@ -1471,30 +1472,41 @@ def restore(anon_path: str, vault_path: str, output_path: str, passcode: Passcod
     with open_vault(vault_path, passcode) as vault:
         index = vault.verify()
         digest = index.trailer.get("output_sha256")
-        with VideoReader(anon_path) as reader:
+        # The anonymized video's own YUV passes through outside the restored regions (only those are
+        # converted from RGB: no generation lost elsewhere), decoded and encoded in threads of their own.
+        with VideoReader(anon_path, keep_yuv=True) as reader:
             info = reader.info
             binding = _Binding(vault.meta, index, info, anon_path)
-            frames = _restore_loop(reader, vault, binding, cancel)
-            if info.is_image:
-                for rf in list(frames):  # all checks pass before anything is written
-                    report.patches += len(rf.regions)
-                    report.frames += 1
-                    write_image(output_path, rf.image, source=anon_path,
-                                copy_metadata=encode.copy_metadata)
-            else:
-                writer = VideoWriter(output_path, info, source=anon_path, options=encode)
-                try:
-                    for rf in frames:
-                        writer.write(rf.frame, rf.image)
+            stop = threading.Event()
+            decoded = prefetch(iter(reader), stop)
+            try:
+                frames = _restore_loop(decoded, anon_path, vault, binding, cancel)
+                if info.is_image:
+                    for rf in list(frames):  # all checks pass before anything is written
                         report.patches += len(rf.regions)
                         report.frames += 1
-                        if progress is not None:
-                            progress(report.frames, index.frames)
-                    writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
-                report.warnings.extend(writer.warnings)
+                        write_image(output_path, rf.image, source=anon_path,
+                                    copy_metadata=encode.copy_metadata)
+                else:
+                    writer = VideoWriter(output_path, info, source=anon_path, options=encode)
+                    encoder = EncodeThread(writer)
+                    try:
+                        for rf in frames:
+                            encoder.put((rf.frame, rf.image, [r[:4] for r in rf.regions]))
+                            report.patches += len(rf.regions)
+                            report.frames += 1
+                            if progress is not None:
+                                progress(report.frames, index.frames)
+                        encoder.close()
+                        writer.commit()
+                    except BaseException:
+                        encoder.abort()
+                        writer.abort()
+                        raise
+                    report.warnings.extend(writer.warnings)
+            finally:
+                stop.set()
+                decoded.close()
             if reader.skipped_packets:
                 report.warnings.append(f"{reader.skipped_packets} damaged packet(s) skipped while decoding")
     if digest:
