@@ -271,8 +271,16 @@ def _new_encoder(codec: int, cw: int, ch: int, qp: int, preset: str):
     if codec == CODEC_H264_YUV444P10:
         opts["tune"] = "psnr"
     cc.options = opts
-    cc.thread_count = 1
+    # Large canvases get two frame threads: the same bytes on every machine (x264 is deterministic
+    # for a thread count), the same size and PSNR as one thread (interview_720p's segments: 2,295 KiB,
+    # 46.22 dB either way) in ~0.7 of the time, and a long track's segments are encoded one after
+    # the other. Small ones stay on one (party_h264_aac's, up to 34k pixels, were slower with two).
+    cc.thread_count = 2 if cw * ch >= BIG_CANVAS else 1
+    cc.thread_type = "FRAME"
     return cc
+
+
+BIG_CANVAS = 100_000  # pixels
 
 
 def _packet_tuple(p) -> tuple[bytes, Optional[int], Optional[int], bool]:
