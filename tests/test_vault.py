@@ -590,6 +590,31 @@ def test_vault_appears_only_with_the_output(small, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_quantiser_search_follows_the_measured_slope(monkeypatch):
+    """The closed loop on a segment whose PSNR falls 0.4 dB a quantiser step (interview_720p's):
+    the first segment of a vault searches up in steps of the measured slope and stops where one more
+    step would miss the target (26, 27, 28: three encodes, not four); later segments take the hint
+    when it meets the target without two steps' room, and step down until they meet it."""
+    tried = []
+
+    def fake(crops, canvases, codec, cw, ch, qp, preset):
+        tried.append(qp)
+        psnr = 56.9 - 0.4 * qp  # target 45.5 met up to qp 28
+        n = 3 * 16 * 16
+        return [(b"x", qp, qp, True)], n * 255.0 ** 2 / 10 ** (psnr / 10), n
+
+    monkeypatch.setattr(V, "_encode_once", fake)
+    crops = [(np.zeros((16, 16, 3), np.uint8), np.ones((16, 16), bool))]
+    first = V.encode_segment(crops, False, 26, 45.5, search_up=True)
+    assert (first.qp, tried) == (28, [26, 27, 28])
+    tried.clear()
+    later = V.encode_segment(crops, False, 26, 45.5)
+    assert (later.qp, tried) == (26, [26])
+    tried.clear()
+    low = V.encode_segment(crops, False, 31, 45.5)
+    assert low.qp == 28 and tried[0] == 31 and tried[-1] == 28
+
+
 def _vault_threads():
     return [t for t in threading.enumerate() if t.name.startswith("vidgan-vault") and t.is_alive()]
 
