@@ -23,13 +23,20 @@ class Operation:
 
     def __init__(self, mask: MaskOptions = MaskOptions()):
         self.mask = mask
+        self._last_patches: Optional[tuple] = None  # (boxes, width, height, patches) of the latest call
 
     def patches(self, boxes: Sequence[TrackBox], width: int, height: int) -> list[tuple[TrackBox, MaskPatch]]:
+        """Each box's mask patch (boxes outside the frame left out). The latest result is kept: an
+        observer (the vault) asks again for the frame just covered, with the same list of boxes."""
+        last = self._last_patches
+        if last is not None and last[0] is boxes and last[1] == width and last[2] == height:
+            return last[3]
         out = []
         for tb in boxes:
             p = mask_patch(tb.box, self.mask, width, height)
             if p is not None:
                 out.append((tb, p))
+        self._last_patches = (boxes, width, height, out)
         return out
 
     def regions(self, boxes: Sequence[TrackBox], width: int,
